@@ -1,0 +1,1 @@
+"""Persona API: LLM personas with free-form JSON metadata, served over GraphQL and REST."""

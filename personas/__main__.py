@@ -1,0 +1,5 @@
+import sys
+
+from personas.cli import main
+
+sys.exit(main())

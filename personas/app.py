@@ -1,0 +1,114 @@
+"""The ASGI application: GraphQL, REST and health routes over one database client."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from personas import domain, rest
+from personas.resolvers import build_schema
+from personas.schema import Context
+from personas.settings import Settings
+from personas.store import PersonaStore
+
+access_log = logging.getLogger("personas.access")
+
+
+class PersonaGraphQL(GraphQL[Context, None]):
+    async def get_context(self, request: Any, response: Any) -> Context:
+        return Context(store=request.app.state.store, principal=domain.ANONYMOUS)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+class AccessLog:
+    """One structured log line per HTTP request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    store: PersonaStore = request.app.state.store
+    if await store.ping():
+        return JSONResponse({"status": "ready", "database": "ok"})
+    return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+
+
+def create_app(settings: Settings) -> Starlette:
+    if settings.mongodb_uri is None:
+        raise ValueError("settings.mongodb_uri must be set (serve starts the embedded database)")
+    uri = settings.mongodb_uri
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = PersonaStore.connect(uri, settings.db_name, settings.db_timeout_ms)
+        app.state.store = store
+        try:
+            await store.ensure_indexes(settings.indexed_paths)
+            yield
+        finally:
+            await store.close()
+
+    graphql = PersonaGraphQL(
+        build_schema(),
+        graphql_ide="graphiql" if settings.graphiql else None,
+    )
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        *rest.routes(),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings
+    app.add_middleware(rest.BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """The uvicorn factory: `serve` hands the configuration over in the environment."""
+    return create_app(Settings.from_env())

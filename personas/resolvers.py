@@ -1,0 +1,128 @@
+"""GraphQL operations: thin adapters from the schema's inputs to domain rules and the store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import Info
+
+from personas import domain
+from personas.schema import (
+    Context,
+    CreatePersonaInput,
+    DomainErrors,
+    MetadataFilter,
+    MetadataValueCount,
+    Persona,
+    PersonaConnection,
+    PersonaOrder,
+    UpdatePersonaInput,
+)
+
+ContextInfo = Info[Context, None]
+Filters = list[MetadataFilter] | None
+
+
+def _specs(filters: Filters) -> list[domain.FilterSpec]:
+    return [item.to_domain() for item in filters or ()]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The persona with this id, or null when there is none.")
+    async def persona(self, info: ContextInfo, id: strawberry.ID) -> Persona | None:
+        context = info.context
+        found = await context.store.get(context.principal, domain.parse_id(id))
+        return None if found is None else Persona.from_domain(found)
+
+    @strawberry.field(description="Personas matching every metadataFilter, newest first.")
+    async def personas(
+        self,
+        info: ContextInfo,
+        metadata_filter: Annotated[
+            Filters, strawberry.argument(description="All of these must match.")
+        ] = None,
+        metadata_filter_any: Annotated[
+            Filters, strawberry.argument(description="At least one of these must match.")
+        ] = None,
+        search: Annotated[
+            str | None,
+            strawberry.argument(description="Case-insensitive substring of the name."),
+        ] = None,
+        order_by: list[PersonaOrder] | None = None,
+        first: int | None = domain.PAGE_DEFAULT,
+        after: str | None = None,
+    ) -> PersonaConnection:
+        context = info.context
+        query = domain.persona_query(
+            all_of=_specs(metadata_filter),
+            any_of=_specs(metadata_filter_any),
+            search=search,
+            order=[item.to_domain(index) for index, item in enumerate(order_by or ())],
+        )
+        size = domain.page_size(first)
+        cursor = None if after is None else domain.decode_cursor(after, query)
+        page = await context.store.find(context.principal, query, size, cursor)
+        return PersonaConnection.from_page(
+            page, lambda: context.store.count(context.principal, query)
+        )
+
+    @strawberry.field(
+        description="How many personas have each value at a metadata path (arrays unwound)."
+    )
+    async def metadata_values(
+        self,
+        info: ContextInfo,
+        path: str,
+        metadata_filter: Filters = None,
+        first: int | None = domain.FACETS_DEFAULT,
+    ) -> list[MetadataValueCount]:
+        context = info.context
+        stored = domain.validate_path(path, "path")
+        query = domain.persona_query(all_of=_specs(metadata_filter))
+        size = domain.facet_size(first)
+        counts = await context.store.metadata_values(context.principal, stored, query, size)
+        return [MetadataValueCount(value=item.value, count=item.count) for item in counts]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_persona(self, info: ContextInfo, input: CreatePersonaInput) -> Persona:
+        context = info.context
+        created = await context.store.create(context.principal, input.to_domain())
+        return Persona.from_domain(created)
+
+    @strawberry.mutation
+    async def update_persona(
+        self, info: ContextInfo, id: strawberry.ID, input: UpdatePersonaInput
+    ) -> Persona:
+        context = info.context
+        persona_id = domain.parse_id(id)
+        changes = input.to_domain()
+        return Persona.from_domain(
+            await context.store.update(context.principal, persona_id, changes)
+        )
+
+    @strawberry.mutation
+    async def delete_persona(self, info: ContextInfo, id: strawberry.ID) -> strawberry.ID:
+        context = info.context
+        deleted = await context.store.delete(context.principal, domain.parse_id(id))
+        return strawberry.ID(deleted)
+
+
+def build_schema() -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[
+            DomainErrors,
+            lambda: QueryDepthLimiter(max_depth=12),
+            lambda: MaxAliasesLimiter(max_alias_count=30),
+            lambda: MaxTokensLimiter(max_token_count=5000),
+        ],
+        config=StrawberryConfig(),
+    )

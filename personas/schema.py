@@ -1,0 +1,202 @@
+"""GraphQL types, inputs and scalars, built from domain objects; and how errors are shown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, Self
+
+import strawberry
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.scalars import JSON
+from strawberry.types import ExecutionResult
+
+from personas import domain
+from personas.domain import DomainError
+from personas.store import PersonaStore
+
+log = logging.getLogger("personas.graphql")
+
+
+@dataclass(slots=True)
+class Context:
+    """What every resolver gets: the store and whom it acts for."""
+
+    store: PersonaStore
+    principal: domain.Principal
+
+
+@strawberry.type(description="An LLM persona: a name, its system prompt, and free-form metadata.")
+class Persona:
+    id: strawberry.ID
+    name: str
+    content: str = strawberry.field(description="The system prompt.")
+    metadata: JSON | None = strawberry.field(
+        description="A JSON object, or null for personas that never had metadata."
+    )
+    version: int = strawberry.field(description="1 on create, +1 on every change.")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_domain(cls, persona: domain.Persona) -> Self:
+        return cls(
+            id=strawberry.ID(persona.id),
+            name=persona.name,
+            content=persona.content,
+            metadata=JSON(persona.metadata),
+            version=persona.version,
+            created_at=persona.created_at,
+            updated_at=persona.updated_at,
+        )
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class PersonaEdge:
+    cursor: str
+    node: Persona
+
+
+@strawberry.type
+class PersonaConnection:
+    edges: list[PersonaEdge]
+    nodes: list[Persona]
+    page_info: PageInfo
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="All matching personas; counted only when selected.")
+    async def total_count(self) -> int:
+        return await self.count()
+
+    @classmethod
+    def from_page(cls, page: domain.Page, count: Callable[[], Awaitable[int]]) -> Self:
+        nodes = [Persona.from_domain(item) for item in page.items]
+        return cls(
+            edges=[
+                PersonaEdge(cursor=cursor, node=node)
+                for cursor, node in zip(page.cursors, nodes, strict=True)
+            ],
+            nodes=nodes,
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+            count=count,
+        )
+
+
+MetadataOperator = strawberry.enum(
+    domain.Operator,
+    name="MetadataOperator",
+    description="How a metadata filter compares the value at its path.",
+)
+PersonaSortField = strawberry.enum(domain.SortField, name="PersonaSortField")
+
+
+@strawberry.enum
+class SortDirection(Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+@strawberry.input(
+    description='A condition on one metadata path, e.g. {path: "tags", value: "prod"}.'
+)
+class MetadataFilter:
+    path: str = strawberry.field(description='A path inside metadata: "deployment.environment".')
+    value: JSON | None = None
+    op: domain.Operator = domain.Operator.EQ
+
+    def to_domain(self) -> domain.FilterSpec:
+        return domain.FilterSpec(self.path, self.value, self.op)
+
+
+@strawberry.input
+class PersonaOrder:
+    field: domain.SortField
+    path: str | None = strawberry.field(default=None, description="Needed with METADATA.")
+    direction: SortDirection = SortDirection.ASC
+
+    def to_domain(self, index: int) -> domain.SortKey:
+        return domain.sort_key(
+            self.field,
+            self.path,
+            descending=self.direction is SortDirection.DESC,
+            field=f"orderBy.{index}",
+        )
+
+
+@strawberry.type
+class MetadataValueCount:
+    value: JSON | None
+    count: int
+
+
+@strawberry.input
+class CreatePersonaInput:
+    name: str
+    content: str
+    metadata: JSON | None = strawberry.UNSET
+
+    def to_domain(self) -> domain.NewPersona:
+        metadata = None if self.metadata is strawberry.UNSET else self.metadata
+        return domain.new_persona(self.name, self.content, metadata)
+
+
+@strawberry.input(description="Only the fields given change; metadata replaces the whole object.")
+class UpdatePersonaInput:
+    name: str | None = strawberry.UNSET
+    content: str | None = strawberry.UNSET
+    metadata: JSON | None = strawberry.UNSET
+
+    def to_domain(self) -> domain.PersonaChanges:
+        def given(value: Any) -> Any:
+            return domain.UNSET if value is strawberry.UNSET else value
+
+        return domain.persona_changes(
+            name=given(self.name), content=given(self.content), metadata=given(self.metadata)
+        )
+
+
+def present_error(error: GraphQLError) -> GraphQLError:
+    """Expected errors keep their message and code; anything else is masked."""
+    original = error.original_error
+    if original is None:
+        return error
+    if isinstance(original, DomainError):
+        extensions: dict[str, Any] = {"code": original.code}
+        if isinstance(original, domain.InvalidInput):
+            extensions["field"] = original.field
+        if isinstance(original, domain.Conflict) and original.current_version is not None:
+            extensions["currentVersion"] = original.current_version
+        message = original.message
+    elif isinstance(original, GraphQLError):
+        return original
+    else:
+        log.error("unexpected error in %s", error.path, exc_info=original)
+        extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        message = "Unexpected error."
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )
+
+
+class DomainErrors(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if isinstance(result, ExecutionResult | GraphQLExecutionResult) and result.errors:
+            result.errors = [present_error(error) for error in result.errors]
