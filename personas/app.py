@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> Starlette:
         store = PersonaStore.connect(uri, settings.db_name, settings.db_timeout_ms)
         app.state.store = store
         try:
-            await store.ensure_indexes(settings.indexed_paths)
+            await store.prepare(settings.indexed_paths)
             yield
         finally:
             await store.close()

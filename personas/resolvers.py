@@ -19,6 +19,7 @@ from personas.schema import (
     Persona,
     PersonaConnection,
     PersonaOrder,
+    PersonaSchema,
     UpdatePersonaInput,
 )
 
@@ -115,7 +116,7 @@ class Mutation:
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
+    return PersonaSchema(
         query=Query,
         mutation=Mutation,
         extensions=[

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,13 +13,11 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
-from strawberry.types import ExecutionResult
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from personas import domain
 from personas.domain import DomainError
 from personas.store import PersonaStore
-
-log = logging.getLogger("personas.graphql")
 
 
 @dataclass(slots=True)
@@ -181,7 +178,6 @@ def present_error(error: GraphQLError) -> GraphQLError:
     elif isinstance(original, GraphQLError):
         return original
     else:
-        log.error("unexpected error in %s", error.path, exc_info=original)
         extensions = {"code": "INTERNAL_SERVER_ERROR"}
         message = "Unexpected error."
     return GraphQLError(
@@ -191,6 +187,21 @@ def present_error(error: GraphQLError) -> GraphQLError:
         positions=error.positions,
         path=error.path,
         extensions=extensions,
+    )
+
+
+class PersonaSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log what went wrong unexpectedly; expected errors are the caller's business."""
+        unexpected = [error for error in errors if not _expected(error)]
+        super().process_errors(unexpected, execution_context)
+
+
+def _expected(error: GraphQLError) -> bool:
+    return error.original_error is None or isinstance(
+        error.original_error, DomainError | GraphQLError
     )
 
 

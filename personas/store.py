@@ -19,6 +19,7 @@ from pymongo.errors import (
 )
 
 from personas.domain import (
+    ANONYMOUS,
     Cursor,
     NewPersona,
     NotFound,
@@ -120,6 +121,22 @@ class PersonaStore:
     async def drop_database(self) -> None:
         await self._client.drop_database(self._db.name)
 
+    async def prepare(self, indexed_paths: Iterable[str] = ()) -> None:
+        """Bring stored data up to the current shape and create the indexes (idempotent)."""
+        await self.adopt_legacy_personas()
+        await self.ensure_indexes(indexed_paths)
+
+    async def adopt_legacy_personas(self) -> int:
+        """Personas stored before tenants and versions existed join `default` at version 1."""
+        async with _translated():
+            tenants = await self._personas.update_many(
+                {"tenant": {"$exists": False}}, {"$set": {"tenant": ANONYMOUS.tenant}}
+            )
+            versions = await self._personas.update_many(
+                {"version": {"$exists": False}}, {"$set": {"version": 1}}
+            )
+        return tenants.modified_count + versions.modified_count
+
     async def ensure_indexes(self, indexed_paths: Iterable[str] = ()) -> None:
         """Create the indexes listings need (idempotent)."""
         recency = [("created_at", -1), ("_id", -1)]
@@ -137,6 +154,14 @@ class PersonaStore:
                 await self._personas.create_index([("metadata.$**", 1)])
             except OperationFailure as error:
                 log.info("wildcard index on metadata not created: %s", error)
+
+    async def index_keys(self) -> list[list[tuple[str, Any]]]:
+        """The key patterns of the persona indexes."""
+        async with _translated():
+            information = await self._personas.index_information()
+        return [
+            [(name, direction) for name, direction in spec["key"]] for spec in information.values()
+        ]
 
     # -- reads -------------------------------------------------------------
 
