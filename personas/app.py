@@ -84,10 +84,12 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = PersonaStore.connect(uri, settings.db_name, settings.db_timeout_ms)
+        store = PersonaStore.connect(
+            uri, settings.db_name, settings.db_timeout_ms, settings.indexed_paths
+        )
         app.state.store = store
         try:
-            await store.prepare(settings.indexed_paths)
+            await store.prepare()
             yield
         finally:
             await store.close()

@@ -362,6 +362,25 @@ def combine(conditions: Iterable[Condition]) -> list[dict[str, Any]]:
     return [item.to_mongo() for item in conditions]
 
 
+def merge(clauses: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """AND clauses into one flat filter (flat filters are what query planners index best)."""
+    merged: dict[str, Any] = {}
+    rest: list[Mapping[str, Any]] = []
+    for clause in clauses:
+        if any(key in merged for key in clause):
+            rest.append(clause)
+        else:
+            merged.update(clause)
+    if rest:
+        merged["$and"] = [*merged.get("$and", []), *rest]
+    return merged
+
+
+INDEXABLE_OPERATORS: Final = frozenset(
+    {Operator.EQ, Operator.IN, Operator.ALL, Operator.PREFIX, *RANGE_OPERATORS}
+)
+
+
 # ---------------------------------------------------------------------------
 # Listing: filters, search, order and keyset cursors
 
@@ -399,23 +418,32 @@ class PersonaQuery:
     search: str | None = None
     order: tuple[SortKey, ...] = DEFAULT_ORDER
 
-    def to_mongo(self) -> dict[str, Any]:
-        """The MongoDB filter (without tenant or cursor)."""
+    def clauses(self) -> list[dict[str, Any]]:
+        """The MongoDB conditions to AND (without tenant or cursor)."""
         clauses = combine(self.all_of)
         if self.any_of:
             clauses.append({"$or": combine(self.any_of)})
         if self.search:
             clauses.append({"name": {"$regex": re.escape(self.search), "$options": "i"}})
-        if not clauses:
-            return {}
-        if len(clauses) == 1:
-            return clauses[0]
-        return {"$and": clauses}
+        return clauses
 
     def sort(self) -> list[tuple[str, int]]:
         keys = [(key.field, -1 if key.descending else 1) for key in self.order]
         keys.append(("_id", -1 if self.order[0].descending else 1))
         return keys
+
+    @property
+    def by_metadata(self) -> bool:
+        """Ordered by a metadata path: sort values are computed per document."""
+        return any(key.field.startswith("metadata.") for key in self.order)
+
+    def indexed_field(self, indexed: Iterable[str]) -> str | None:
+        """The first filtered field an index can narrow, if any."""
+        available = set(indexed)
+        for item in self.all_of:
+            if item.field in available and item.op in INDEXABLE_OPERATORS:
+                return item.field
+        return None
 
     def fingerprint(self) -> str:
         """Identifies the filter and order a cursor belongs to."""
@@ -477,27 +505,10 @@ class Cursor:
     id: str
 
 
-def sort_values(persona: Persona, order: Sequence[SortKey]) -> tuple[Any, ...]:
-    return tuple(_value_at(persona, key.field) for key in order)
-
-
-def _value_at(persona: Persona, stored: str) -> Any:
-    if not stored.startswith("metadata."):
-        return getattr(persona, stored)
-    value: Any = persona.metadata
-    for segment in stored.split(".")[1:]:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(segment)
-    return value
-
-
-def encode_cursor(query: PersonaQuery, persona: Persona) -> str:
-    values = [
-        value.isoformat() if isinstance(value, datetime) else value
-        for value in sort_values(persona, query.order)
-    ]
-    payload = orjson.dumps([query.fingerprint(), values, persona.id])
+def encode_cursor(query: PersonaQuery, values: Sequence[Any], persona_id: str) -> str:
+    """An opaque cursor: the listing's fingerprint, the sort values and the id of a persona."""
+    encoded = [value.isoformat() if isinstance(value, datetime) else value for value in values]
+    payload = orjson.dumps([query.fingerprint(), encoded, persona_id])
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
 
@@ -540,6 +551,40 @@ def keyset_filter(sort: Sequence[tuple[str, int]], values: Sequence[Any]) -> dic
         branch[stored] = {"$lt" if direction < 0 else "$gt": values[index]}
         branches.append(branch)
     return {"$or": branches}
+
+
+def keyset_expression(sort: Sequence[tuple[str, int]], values: Sequence[Any]) -> dict[str, Any]:
+    """`keyset_filter` for computed sort fields: compares across types in BSON order."""
+    branches: list[dict[str, Any]] = []
+    for index, (stored, direction) in enumerate(sort):
+        terms: list[dict[str, Any]] = [
+            {"$eq": ["$" + earlier, {"$literal": values[position]}]}
+            for position, (earlier, _) in enumerate(sort[:index])
+        ]
+        terms.append(
+            {"$lt" if direction < 0 else "$gt": ["$" + stored, {"$literal": values[index]}]}
+        )
+        branches.append({"$and": terms})
+    return {"$expr": {"$or": branches}}
+
+
+def sort_expression(key: SortKey) -> Any:
+    """A document's sort value for `key`, as MongoDB orders it: an array sorts by its
+    smallest element ascending and its largest descending; missing sorts as null."""
+    if not key.field.startswith("metadata."):
+        return "$" + key.field
+    return {
+        "$let": {
+            "vars": {"value": "$" + key.field},
+            "in": {
+                "$cond": [
+                    {"$isArray": "$$value"},
+                    {"$max" if key.descending else "$min": "$$value"},
+                    {"$ifNull": ["$$value", None]},
+                ]
+            },
+        }
+    }
 
 
 # ---------------------------------------------------------------------------

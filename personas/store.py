@@ -31,8 +31,11 @@ from personas.domain import (
     Unavailable,
     ValueCount,
     encode_cursor,
+    keyset_expression,
     keyset_filter,
+    merge,
     now,
+    sort_expression,
 )
 
 log = logging.getLogger("personas.store")
@@ -95,18 +98,41 @@ def _persona(document: Mapping[str, Any]) -> Persona:
     )
 
 
+RECENCY = [("created_at", -1), ("_id", -1)]
+ORDER_INDEXES: dict[str, list[tuple[str, Any]]] = {
+    "created_at": [("tenant", 1), *RECENCY],
+    "updated_at": [("tenant", 1), ("updated_at", -1), ("_id", -1)],
+    "name": [("tenant", 1), ("name", 1), ("_id", 1)],
+}
+
+
+def path_index(stored: str) -> list[tuple[str, Any]]:
+    """The index for filtering by `stored` (a `metadata.` field), newest first."""
+    return [("tenant", 1), (stored, 1), *RECENCY]
+
+
 class PersonaStore:
-    def __init__(self, client: AsyncMongoClient[dict[str, Any]], db_name: str) -> None:
+    def __init__(
+        self,
+        client: AsyncMongoClient[dict[str, Any]],
+        db_name: str,
+        indexed_paths: Iterable[str] = (),
+    ) -> None:
         self._client = client
         self._db = client[db_name]
         self._personas: AsyncCollection[dict[str, Any]] = self._db[PERSONAS]
+        self.indexed_fields = tuple(
+            dict.fromkeys(f"metadata.{path}" for path in (*ALWAYS_INDEXED, *indexed_paths))
+        )
 
     @classmethod
-    def connect(cls, uri: str, db_name: str, timeout_ms: int) -> Self:
+    def connect(
+        cls, uri: str, db_name: str, timeout_ms: int, indexed_paths: Iterable[str] = ()
+    ) -> Self:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             uri, **client_options(timeout_ms)
         )
-        return cls(client, db_name)
+        return cls(client, db_name, indexed_paths)
 
     async def close(self) -> None:
         await self._client.close()
@@ -121,10 +147,10 @@ class PersonaStore:
     async def drop_database(self) -> None:
         await self._client.drop_database(self._db.name)
 
-    async def prepare(self, indexed_paths: Iterable[str] = ()) -> None:
+    async def prepare(self) -> None:
         """Bring stored data up to the current shape and create the indexes (idempotent)."""
         await self.adopt_legacy_personas()
-        await self.ensure_indexes(indexed_paths)
+        await self.ensure_indexes()
 
     async def adopt_legacy_personas(self) -> int:
         """Personas stored before tenants and versions existed join `default` at version 1."""
@@ -137,16 +163,9 @@ class PersonaStore:
             )
         return tenants.modified_count + versions.modified_count
 
-    async def ensure_indexes(self, indexed_paths: Iterable[str] = ()) -> None:
+    async def ensure_indexes(self) -> None:
         """Create the indexes listings need (idempotent)."""
-        recency = [("created_at", -1), ("_id", -1)]
-        specs: list[list[tuple[str, Any]]] = [
-            [("tenant", 1), *recency],
-            [("tenant", 1), ("updated_at", -1), ("_id", -1)],
-            [("tenant", 1), ("name", 1), ("_id", 1)],
-        ]
-        for path in dict.fromkeys((*ALWAYS_INDEXED, *indexed_paths)):
-            specs.append([("tenant", 1), (f"metadata.{path}", 1), *recency])
+        specs = [*ORDER_INDEXES.values(), *(path_index(field) for field in self.indexed_fields)]
         async with _translated():
             for keys in specs:
                 await self._personas.create_index(keys)
@@ -166,12 +185,16 @@ class PersonaStore:
     # -- reads -------------------------------------------------------------
 
     @staticmethod
-    def _scoped(principal: Principal, condition: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def _scoped(principal: Principal, *clauses: Mapping[str, Any]) -> dict[str, Any]:
         """Every query goes through here: it pins the caller's tenant."""
-        scoped: dict[str, Any] = {"tenant": principal.tenant}
-        if condition:
-            scoped["$and"] = [dict(condition)]
-        return scoped
+        return merge([{"tenant": principal.tenant}, *clauses])
+
+    def _hint(self, query: PersonaQuery) -> list[tuple[str, Any]] | None:
+        """The index a listing should use (planners do not always find it themselves)."""
+        field = query.indexed_field(self.indexed_fields)
+        if field is not None:
+            return path_index(field)
+        return ORDER_INDEXES.get(query.order[0].field)
 
     async def get(self, principal: Principal, persona_id: str) -> Persona | None:
         async with _translated():
@@ -183,30 +206,73 @@ class PersonaStore:
     async def find(
         self, principal: Principal, query: PersonaQuery, first: int, after: Cursor | None = None
     ) -> Page:
-        sort = query.sort()
-        clauses = [query.to_mongo()]
-        if after is not None:
-            clauses.append(keyset_filter(sort, [*after.values, ObjectId(after.id)]))
-        condition = {"$and": [clause for clause in clauses if clause]}
+        """One page of a listing, after `after`; keyset-paginated under any order."""
+        position = None if after is None else [*after.values, ObjectId(after.id)]
         async with _translated():
-            cursor = self._personas.find(
-                self._scoped(principal, condition if condition["$and"] else None),
-                _PROJECTION,
-                sort=sort,
-                limit=first + 1,
-            )
-            documents = await cursor.to_list(first + 1)
-        items = [_persona(document) for document in documents[:first]]
+            if query.by_metadata:
+                documents = await self._find_computed(principal, query, first, position)
+            else:
+                documents = await self._find_indexed(principal, query, first, position)
+        items = documents[:first]
         return Page(
-            items=items,
-            cursors=[encode_cursor(query, item) for item in items],
+            items=[_persona(document) for document in items],
+            cursors=[
+                encode_cursor(
+                    query,
+                    [document[f"_sort{index}"] for index in range(len(query.order))],
+                    str(document["_id"]),
+                )
+                for document in items
+            ],
             has_next=len(documents) > first,
         )
+
+    async def _find_indexed(
+        self, principal: Principal, query: PersonaQuery, first: int, position: list[Any] | None
+    ) -> list[dict[str, Any]]:
+        sort = query.sort()
+        clauses = query.clauses()
+        if position is not None:
+            clauses.append(keyset_filter(sort, position))
+        documents = await self._personas.find(
+            self._scoped(principal, *clauses),
+            _PROJECTION,
+            sort=sort,
+            limit=first + 1,
+            hint=self._hint(query),
+        ).to_list(first + 1)
+        for document in documents:
+            for index, key in enumerate(query.order):
+                document[f"_sort{index}"] = document[key.field]
+        return documents
+
+    async def _find_computed(
+        self, principal: Principal, query: PersonaQuery, first: int, position: list[Any] | None
+    ) -> list[dict[str, Any]]:
+        computed = [f"_sort{index}" for index in range(len(query.order))]
+        pipeline: list[dict[str, Any]] = [
+            {"$match": self._scoped(principal, *query.clauses())},
+            {
+                "$addFields": {
+                    name: sort_expression(key)
+                    for name, key in zip(computed, query.order, strict=True)
+                }
+            },
+        ]
+        sort = [
+            (name, direction)
+            for name, (_, direction) in zip([*computed, "_id"], query.sort(), strict=True)
+        ]
+        if position is not None:
+            pipeline.append({"$match": keyset_expression(sort, position)})
+        pipeline += [{"$sort": dict(sort)}, {"$limit": first + 1}, {"$project": _PROJECTION}]
+        cursor = await self._personas.aggregate(pipeline, hint=self._hint(query))
+        return await cursor.to_list(first + 1)
 
     async def count(self, principal: Principal, query: PersonaQuery) -> int:
         async with _translated():
             return await self._personas.count_documents(
-                self._scoped(principal, query.to_mongo() or None)
+                self._scoped(principal, *query.clauses()), hint=self._hint(query)
             )
 
     async def metadata_values(
@@ -214,7 +280,7 @@ class PersonaStore:
     ) -> list[ValueCount]:
         """How many personas have each value at `stored`, arrays unwound, most frequent first."""
         pipeline: list[dict[str, Any]] = [
-            {"$match": self._scoped(principal, query.to_mongo() or None)},
+            {"$match": self._scoped(principal, *query.clauses())},
             {"$project": {"_id": False, "value": "$" + stored}},
             {"$unwind": "$value"},
             {"$group": {"_id": "$value", "count": {"$sum": 1}}},
@@ -222,9 +288,23 @@ class PersonaStore:
             {"$limit": first},
         ]
         async with _translated():
-            cursor = await self._personas.aggregate(pipeline)
+            cursor = await self._personas.aggregate(pipeline, hint=self._hint(query))
             rows = await cursor.to_list(first)
         return [ValueCount(row["_id"], row["count"]) for row in rows]
+
+    async def explain(self, principal: Principal, query: PersonaQuery) -> dict[str, Any]:
+        """The server's execution statistics for a listing's filter (for index checks)."""
+        async with _translated():
+            result: dict[str, Any] = await self._db.command(
+                "explain",
+                {
+                    "find": PERSONAS,
+                    "filter": self._scoped(principal, *query.clauses()),
+                    "hint": self._hint(query),
+                },
+                verbosity="executionStats",
+            )
+        return result
 
     # -- writes ------------------------------------------------------------
 

@@ -474,8 +474,8 @@ def test_exported_sdl_is_up_to_date() -> None:
 
 
 async def test_indexes_are_created_idempotently(store: PersonaStore, settings: Settings) -> None:
-    await store.ensure_indexes(settings.indexed_paths)
-    await store.ensure_indexes(settings.indexed_paths)
+    await store.ensure_indexes()
+    await store.ensure_indexes()
     keys = await store.index_keys()
     assert [("tenant", 1), ("created_at", -1), ("_id", -1)] in keys
     for path in ("tags", *settings.indexed_paths):
