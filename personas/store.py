@@ -189,12 +189,12 @@ class PersonaStore:
         """Every query goes through here: it pins the caller's tenant."""
         return merge([{"tenant": principal.tenant}, *clauses])
 
-    def _hint(self, query: PersonaQuery) -> list[tuple[str, Any]] | None:
-        """The index a listing should use (planners do not always find it themselves)."""
+    def _hint(self, query: PersonaQuery) -> dict[str, Any]:
+        """The index a listing should use (planners do not always find it themselves),
+        as keyword arguments for the driver."""
         field = query.indexed_field(self.indexed_fields)
-        if field is not None:
-            return path_index(field)
-        return ORDER_INDEXES.get(query.order[0].field)
+        keys = path_index(field) if field is not None else ORDER_INDEXES.get(query.order[0].field)
+        return {} if keys is None else {"hint": dict(keys)}
 
     async def get(self, principal: Principal, persona_id: str) -> Persona | None:
         async with _translated():
@@ -239,7 +239,7 @@ class PersonaStore:
             _PROJECTION,
             sort=sort,
             limit=first + 1,
-            hint=self._hint(query),
+            **self._hint(query),
         ).to_list(first + 1)
         for document in documents:
             for index, key in enumerate(query.order):
@@ -266,13 +266,13 @@ class PersonaStore:
         if position is not None:
             pipeline.append({"$match": keyset_expression(sort, position)})
         pipeline += [{"$sort": dict(sort)}, {"$limit": first + 1}, {"$project": _PROJECTION}]
-        cursor = await self._personas.aggregate(pipeline, hint=self._hint(query))
+        cursor = await self._personas.aggregate(pipeline, **self._hint(query))
         return await cursor.to_list(first + 1)
 
     async def count(self, principal: Principal, query: PersonaQuery) -> int:
         async with _translated():
             return await self._personas.count_documents(
-                self._scoped(principal, *query.clauses()), hint=self._hint(query)
+                self._scoped(principal, *query.clauses()), **self._hint(query)
             )
 
     async def metadata_values(
@@ -288,7 +288,7 @@ class PersonaStore:
             {"$limit": first},
         ]
         async with _translated():
-            cursor = await self._personas.aggregate(pipeline, hint=self._hint(query))
+            cursor = await self._personas.aggregate(pipeline, **self._hint(query))
             rows = await cursor.to_list(first)
         return [ValueCount(row["_id"], row["count"]) for row in rows]
 
@@ -300,7 +300,7 @@ class PersonaStore:
                 {
                     "find": PERSONAS,
                     "filter": self._scoped(principal, *query.clauses()),
-                    "hint": self._hint(query),
+                    **self._hint(query),
                 },
                 verbosity="executionStats",
             )
