@@ -154,6 +154,134 @@ class PersonaChanges:
         return changes
 
 
+class Operation(enum.Enum):
+    """What a revision records."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    PATCH = "patch"
+    SET_METADATA = "set_metadata"
+    UNSET_METADATA = "unset_metadata"
+    ADD_TAGS = "add_tags"
+    REMOVE_TAGS = "remove_tags"
+    RESTORE = "restore"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """A persona as one change left it; never changed afterwards."""
+
+    persona_id: str
+    version: int
+    name: str
+    content: str
+    metadata: dict[str, Any] | None
+    operation: Operation
+    actor: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionPage:
+    items: list[Revision]
+    has_next: bool
+
+    @property
+    def end_cursor(self) -> str | None:
+        return encode_revision_cursor(self.items[-1]) if self.items else None
+
+
+def _pack(payload: object) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+
+
+def _unpack(raw: str) -> Any:
+    """The payload of a cursor; ValueError, TypeError or binascii.Error when it is none."""
+    return orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+
+
+def encode_revision_cursor(revision: Revision) -> str:
+    return _pack(["revisions", revision.persona_id, revision.version])
+
+
+def decode_revision_cursor(raw: str, persona_id: str, field: str = "after") -> int:
+    """The version a revision cursor points at."""
+    try:
+        kind, cursor_id, version = orjson.loads(
+            base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        )
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidInput(field, "not a valid cursor") from None
+    if kind != "revisions" or cursor_id != persona_id or not isinstance(version, int):
+        raise InvalidInput(field, "not a cursor of this persona's revisions")
+    return version
+
+
+def validate_version(value: int | None, field: str) -> int | None:
+    if value is not None and value < 1:
+        raise InvalidInput(field, "versions start at 1")
+    return value
+
+
+TAG_MAX: Final = 100
+TAGS_PER_CALL_MAX: Final = 100
+
+
+def validate_tags(tags: Sequence[object], field: str = "tags") -> list[str]:
+    """Tags for `metadata.tags`: 1..100 distinct strings of 1..100 characters, order kept."""
+    if not tags:
+        raise InvalidInput(field, "give at least one tag")
+    if len(tags) > TAGS_PER_CALL_MAX:
+        raise InvalidInput(field, f"at most {TAGS_PER_CALL_MAX} tags per call")
+    for index, tag in enumerate(tags):
+        if not isinstance(tag, str) or not 1 <= len(tag) <= TAG_MAX:
+            raise InvalidInput(f"{field}.{index}", f"tags are strings of 1 to {TAG_MAX} characters")
+    return list(dict.fromkeys(tag for tag in tags if isinstance(tag, str)))
+
+
+def metadata_assignment(path: object, value: object) -> tuple[str, Any]:
+    """A value to store at a metadata path: the stored field and the checked value."""
+    stored = validate_path(path, "path")
+    depth = stored.count(".")
+    _check_json(value, "value", depth=depth + 1, keys=True)
+    if len(orjson.dumps(value)) > METADATA_MAX_BYTES:
+        raise InvalidInput("value", f"metadata may be at most {METADATA_MAX_BYTES} bytes encoded")
+    return stored, value
+
+
+PATCHABLE: Final = ("name", "content", "metadata")
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def patch_changes(persona: Persona, patch: object) -> PersonaChanges:
+    """The changes a merge patch of a persona makes, validated like any update."""
+    if not isinstance(patch, dict):
+        raise InvalidInput("body", "a merge patch must be a JSON object")
+    unknown = sorted(set(patch) - set(PATCHABLE))
+    if unknown:
+        raise InvalidInput(unknown[0], f"unknown field; a patch may name {', '.join(PATCHABLE)}")
+    given: dict[str, Any] = {}
+    for key in ("name", "content"):
+        if key in patch:
+            given[key] = patch[key]
+    if "metadata" in patch:
+        given["metadata"] = merge_patch(persona.metadata, patch["metadata"])
+    return persona_changes(**given)
+
+
 def now() -> datetime:
     """The current time in UTC, at the millisecond precision MongoDB stores."""
     moment = datetime.now(UTC)
@@ -508,14 +636,12 @@ class Cursor:
 def encode_cursor(query: PersonaQuery, values: Sequence[Any], persona_id: str) -> str:
     """An opaque cursor: the listing's fingerprint, the sort values and the id of a persona."""
     encoded = [value.isoformat() if isinstance(value, datetime) else value for value in values]
-    payload = orjson.dumps([query.fingerprint(), encoded, persona_id])
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    return _pack([query.fingerprint(), encoded, persona_id])
 
 
 def decode_cursor(raw: str, query: PersonaQuery, field: str = "after") -> Cursor:
     try:
-        payload = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        fingerprint, values, persona_id = payload
+        fingerprint, values, persona_id = _unpack(raw)
         if not isinstance(values, list) or len(values) != len(query.order):
             raise ValueError
         decoded = tuple(

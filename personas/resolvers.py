@@ -6,6 +6,7 @@ from typing import Annotated
 
 import strawberry
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
@@ -19,6 +20,8 @@ from personas.schema import (
     Persona,
     PersonaConnection,
     PersonaOrder,
+    PersonaRevision,
+    PersonaRevisionConnection,
     PersonaSchema,
     UpdatePersonaInput,
 )
@@ -89,6 +92,37 @@ class Query:
         return [MetadataValueCount(value=item.value, count=item.count) for item in counts]
 
 
+    @strawberry.field(description="One version of a persona, also after it was deleted.")
+    async def persona_revision(
+        self, info: ContextInfo, id: strawberry.ID, version: int
+    ) -> PersonaRevision | None:
+        context = info.context
+        found = await context.store.revision(context.principal, domain.parse_id(id), version)
+        return None if found is None else PersonaRevision.from_domain(found)
+
+    @strawberry.field(description="A persona's revisions, newest first, also after deletion.")
+    async def persona_revisions(
+        self,
+        info: ContextInfo,
+        id: strawberry.ID,
+        first: int | None = domain.PAGE_DEFAULT,
+        after: str | None = None,
+    ) -> PersonaRevisionConnection:
+        return await PersonaRevisionConnection.load(info.context, id, first, after)
+
+
+ExpectedVersion = Annotated[
+    int | None,
+    strawberry.argument(
+        description="Refuse with CONFLICT unless the persona is at this version."
+    ),
+]
+
+
+def _expected(version: int | None) -> int | None:
+    return domain.validate_version(version, "expectedVersion")
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation
@@ -99,20 +133,107 @@ class Mutation:
 
     @strawberry.mutation
     async def update_persona(
-        self, info: ContextInfo, id: strawberry.ID, input: UpdatePersonaInput
+        self,
+        info: ContextInfo,
+        id: strawberry.ID,
+        input: UpdatePersonaInput,
+        expected_version: ExpectedVersion = None,
     ) -> Persona:
         context = info.context
         persona_id = domain.parse_id(id)
         changes = input.to_domain()
-        return Persona.from_domain(
-            await context.store.update(context.principal, persona_id, changes)
+        updated = await context.store.update(
+            context.principal, persona_id, changes, _expected(expected_version)
         )
+        return Persona.from_domain(updated)
 
     @strawberry.mutation
-    async def delete_persona(self, info: ContextInfo, id: strawberry.ID) -> strawberry.ID:
+    async def delete_persona(
+        self, info: ContextInfo, id: strawberry.ID, expected_version: ExpectedVersion = None
+    ) -> strawberry.ID:
         context = info.context
-        deleted = await context.store.delete(context.principal, domain.parse_id(id))
+        deleted = await context.store.delete(
+            context.principal, domain.parse_id(id), _expected(expected_version)
+        )
         return strawberry.ID(deleted)
+
+    @strawberry.mutation(description="Set the value at a metadata path, in one atomic update.")
+    async def set_persona_metadata(
+        self,
+        info: ContextInfo,
+        id: strawberry.ID,
+        path: str,
+        value: JSON,
+        expected_version: ExpectedVersion = None,
+    ) -> Persona:
+        context = info.context
+        persona_id = domain.parse_id(id)
+        stored, checked = domain.metadata_assignment(path, value)
+        changed = await context.store.set_metadata(
+            context.principal, persona_id, stored, checked, _expected(expected_version)
+        )
+        return Persona.from_domain(changed)
+
+    @strawberry.mutation(description="Remove a metadata path, in one atomic update.")
+    async def unset_persona_metadata(
+        self,
+        info: ContextInfo,
+        id: strawberry.ID,
+        path: str,
+        expected_version: ExpectedVersion = None,
+    ) -> Persona:
+        context = info.context
+        persona_id = domain.parse_id(id)
+        stored = domain.validate_path(path, "path")
+        changed = await context.store.unset_metadata(
+            context.principal, persona_id, stored, _expected(expected_version)
+        )
+        return Persona.from_domain(changed)
+
+    @strawberry.mutation(description="Add tags to metadata.tags (kept unique), atomically.")
+    async def add_persona_tags(
+        self,
+        info: ContextInfo,
+        id: strawberry.ID,
+        tags: list[str],
+        expected_version: ExpectedVersion = None,
+    ) -> Persona:
+        context = info.context
+        persona_id = domain.parse_id(id)
+        changed = await context.store.add_tags(
+            context.principal, persona_id, domain.validate_tags(tags), _expected(expected_version)
+        )
+        return Persona.from_domain(changed)
+
+    @strawberry.mutation(description="Remove tags from metadata.tags, atomically.")
+    async def remove_persona_tags(
+        self,
+        info: ContextInfo,
+        id: strawberry.ID,
+        tags: list[str],
+        expected_version: ExpectedVersion = None,
+    ) -> Persona:
+        context = info.context
+        persona_id = domain.parse_id(id)
+        changed = await context.store.remove_tags(
+            context.principal, persona_id, domain.validate_tags(tags), _expected(expected_version)
+        )
+        return Persona.from_domain(changed)
+
+    @strawberry.mutation(description="Make a new version equal to an old one.")
+    async def restore_persona_revision(
+        self,
+        info: ContextInfo,
+        id: strawberry.ID,
+        version: int,
+        expected_version: ExpectedVersion = None,
+    ) -> Persona:
+        context = info.context
+        persona_id = domain.parse_id(id)
+        restored = await context.store.restore(
+            context.principal, persona_id, version, _expected(expected_version)
+        )
+        return Persona.from_domain(restored)
 
 
 def build_schema() -> strawberry.Schema:

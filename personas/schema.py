@@ -40,6 +40,15 @@ class Persona:
     created_at: datetime
     updated_at: datetime
 
+    @strawberry.field(description="Every version this persona had, newest first.")
+    async def revisions(
+        self,
+        info: strawberry.Info[Context, None],
+        first: int | None = domain.PAGE_DEFAULT,
+        after: str | None = None,
+    ) -> PersonaRevisionConnection:
+        return await PersonaRevisionConnection.load(info.context, self.id, first, after)
+
     @classmethod
     def from_domain(cls, persona: domain.Persona) -> Self:
         return cls(
@@ -50,6 +59,58 @@ class Persona:
             version=persona.version,
             created_at=persona.created_at,
             updated_at=persona.updated_at,
+        )
+
+
+RevisionOperation = strawberry.enum(
+    domain.Operation, name="RevisionOperation", description="The change a revision records."
+)
+
+
+@strawberry.type(description="A persona as one change left it. Revisions never change.")
+class PersonaRevision:
+    persona_id: strawberry.ID
+    version: int
+    name: str
+    content: str
+    metadata: JSON | None
+    operation: domain.Operation
+    actor: str | None = strawberry.field(
+        description="The API key that made the change; null for anonymous access."
+    )
+    created_at: datetime
+
+    @classmethod
+    def from_domain(cls, revision: domain.Revision) -> Self:
+        return cls(
+            persona_id=strawberry.ID(revision.persona_id),
+            version=revision.version,
+            name=revision.name,
+            content=revision.content,
+            metadata=JSON(revision.metadata),
+            operation=revision.operation,
+            actor=revision.actor,
+            created_at=revision.created_at,
+        )
+
+
+@strawberry.type
+class PersonaRevisionConnection:
+    nodes: list[PersonaRevision]
+    page_info: PageInfo
+
+    @classmethod
+    async def load(
+        cls, context: Context, persona_id: str, first: int | None, after: str | None
+    ) -> Self:
+        persona_id = domain.parse_id(persona_id)
+        before = None if after is None else domain.decode_revision_cursor(after, persona_id)
+        page = await context.store.revisions(
+            context.principal, persona_id, domain.page_size(first), before
+        )
+        return cls(
+            nodes=[PersonaRevision.from_domain(item) for item in page.items],
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
         )
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from bson import ObjectId
 from pymongo import AsyncMongoClient, MongoClient, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import (
     ConnectionFailure,
@@ -20,14 +21,20 @@ from pymongo.errors import (
 
 from personas.domain import (
     ANONYMOUS,
+    Conflict,
     Cursor,
+    DomainError,
+    InvalidInput,
     NewPersona,
     NotFound,
+    Operation,
     Page,
     Persona,
     PersonaChanges,
     PersonaQuery,
     Principal,
+    Revision,
+    RevisionPage,
     Unavailable,
     ValueCount,
     encode_cursor,
@@ -35,12 +42,17 @@ from personas.domain import (
     keyset_filter,
     merge,
     now,
+    patch_changes,
     sort_expression,
+    validate_metadata,
 )
 
 log = logging.getLogger("personas.store")
 
 PERSONAS = "personas"
+REVISIONS = "persona_revisions"
+REVISION_INDEX = [("tenant", 1), ("persona_id", 1), ("version", -1)]
+T = TypeVar("T")
 ALWAYS_INDEXED = ("tags",)
 _PROJECTION = {"tenant": False}
 
@@ -121,6 +133,7 @@ class PersonaStore:
         self._client = client
         self._db = client[db_name]
         self._personas: AsyncCollection[dict[str, Any]] = self._db[PERSONAS]
+        self._revisions: AsyncCollection[dict[str, Any]] = self._db[REVISIONS]
         self.indexed_fields = tuple(
             dict.fromkeys(f"metadata.{path}" for path in (*ALWAYS_INDEXED, *indexed_paths))
         )
@@ -161,7 +174,10 @@ class PersonaStore:
             versions = await self._personas.update_many(
                 {"version": {"$exists": False}}, {"$set": {"version": 1}}
             )
-        return tenants.modified_count + versions.modified_count
+            nulls = await self._personas.update_many(
+                {"metadata": {"$type": "null"}}, {"$unset": {"metadata": ""}}
+            )
+        return tenants.modified_count + versions.modified_count + nulls.modified_count
 
     async def ensure_indexes(self) -> None:
         """Create the indexes listings need (idempotent)."""
@@ -169,6 +185,7 @@ class PersonaStore:
         async with _translated():
             for keys in specs:
                 await self._personas.create_index(keys)
+            await self._revisions.create_index(REVISION_INDEX, unique=True)
             try:
                 await self._personas.create_index([("metadata.$**", 1)])
             except OperationFailure as error:
@@ -306,7 +323,100 @@ class PersonaStore:
             )
         return result
 
-    # -- writes ------------------------------------------------------------
+    # -- writes: each change and its revision in one transaction -----------
+
+    async def _transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+        async with _translated(), self._client.start_session() as session:
+            return await session.with_transaction(work)
+
+    async def _record(
+        self,
+        principal: Principal,
+        document: Mapping[str, Any],
+        operation: Operation,
+        session: AsyncClientSession,
+        version: int | None = None,
+    ) -> None:
+        await self._revisions.insert_one(
+            {
+                "tenant": principal.tenant,
+                "persona_id": document["_id"],
+                "version": version or document["version"],
+                "name": document["name"],
+                "content": document["content"],
+                "metadata": document.get("metadata"),
+                "operation": operation.value,
+                "actor": principal.key_id,
+                "created_at": now(),
+            },
+            session=session,
+        )
+
+    async def _refusal(
+        self,
+        principal: Principal,
+        persona_id: str,
+        expected_version: int | None,
+        session: AsyncClientSession,
+    ) -> DomainError:
+        """Why a conditional write matched nothing: no such persona, or another version."""
+        current = await self._personas.find_one(
+            self._scoped(principal, {"_id": ObjectId(persona_id)}),
+            {"version": True},
+            session=session,
+        )
+        if current is None:
+            return NotFound(f"persona {persona_id} not found")
+        version = current.get("version", 1)
+        return Conflict(
+            f"persona {persona_id} is at version {version}, not {expected_version}",
+            current_version=version,
+        )
+
+    def _target(
+        self, principal: Principal, persona_id: str, expected_version: int | None
+    ) -> dict[str, Any]:
+        target: dict[str, Any] = {"_id": ObjectId(persona_id)}
+        if expected_version is not None:
+            target["version"] = expected_version
+        return self._scoped(principal, target)
+
+    async def _change(
+        self,
+        principal: Principal,
+        persona_id: str,
+        expected_version: int | None,
+        update: Mapping[str, Any],
+        operation: Operation,
+        field: str = "metadata",
+    ) -> Persona:
+        """One atomic update of a persona (version +1) and its revision."""
+        changes = {
+            **update,
+            "$set": {**update.get("$set", {}), "updated_at": now()},
+            "$inc": {"version": 1},
+        }
+
+        async def work(session: AsyncClientSession) -> dict[str, Any]:
+            try:
+                document = await self._personas.find_one_and_update(
+                    self._target(principal, persona_id, expected_version),
+                    changes,
+                    projection=_PROJECTION,
+                    return_document=ReturnDocument.AFTER,
+                    session=session,
+                )
+            except OperationFailure as error:
+                if error.code in _PATH_ERRORS:
+                    raise InvalidInput(field, _path_message(error)) from None
+                raise
+            if document is None:
+                raise await self._refusal(principal, persona_id, expected_version, session)
+            validate_metadata(document.get("metadata"))
+            await self._record(principal, document, operation, session)
+            return document
+
+        return _persona(await self._transaction(work))
 
     async def create(self, principal: Principal, persona: NewPersona) -> Persona:
         moment = now()
@@ -315,34 +425,222 @@ class PersonaStore:
             "tenant": principal.tenant,
             "name": persona.name,
             "content": persona.content,
-            "metadata": persona.metadata,
             "version": 1,
             "created_at": moment,
             "updated_at": moment,
         }
-        async with _translated():
-            await self._personas.insert_one(document)
+        if persona.metadata is not None:
+            document["metadata"] = persona.metadata
+
+        async def work(session: AsyncClientSession) -> None:
+            await self._personas.insert_one(document, session=session)
+            await self._record(principal, document, Operation.CREATE, session)
+
+        await self._transaction(work)
         return _persona(document)
 
     async def update(
-        self, principal: Principal, persona_id: str, changes: PersonaChanges
+        self,
+        principal: Principal,
+        persona_id: str,
+        changes: PersonaChanges,
+        expected_version: int | None = None,
+        operation: Operation = Operation.UPDATE,
     ) -> Persona:
-        async with _translated():
+        """Replace the given fields; metadata given as None is removed."""
+        replaced = changes.as_document()
+        update: dict[str, Any] = {"$set": replaced}
+        if "metadata" in replaced and replaced["metadata"] is None:
+            del replaced["metadata"]
+            update["$unset"] = {"metadata": ""}
+        return await self._change(principal, persona_id, expected_version, update, operation)
+
+    async def patch(
+        self,
+        principal: Principal,
+        persona_id: str,
+        patch: object,
+        expected_version: int | None = None,
+    ) -> Persona:
+        """Apply a JSON merge patch: read and write in one transaction, so nothing is lost."""
+
+        async def work(session: AsyncClientSession) -> Persona:
+            current = await self._personas.find_one(
+                self._target(principal, persona_id, expected_version), session=session
+            )
+            if current is None:
+                raise await self._refusal(principal, persona_id, expected_version, session)
+            changes = patch_changes(_persona(current), patch)
+            replaced = changes.as_document()
+            update: dict[str, Any] = {
+                "$set": {**replaced, "updated_at": now()},
+                "$inc": {"version": 1},
+            }
+            if "metadata" in replaced and replaced["metadata"] is None:
+                del update["$set"]["metadata"]
+                update["$unset"] = {"metadata": ""}
             document = await self._personas.find_one_and_update(
-                self._scoped(principal, {"_id": ObjectId(persona_id)}),
-                {"$set": {**changes.as_document(), "updated_at": now()}, "$inc": {"version": 1}},
+                {"_id": current["_id"], "version": current["version"]},
+                update,
                 projection=_PROJECTION,
                 return_document=ReturnDocument.AFTER,
+                session=session,
             )
-        if document is None:
-            raise NotFound(f"persona {persona_id} not found")
-        return _persona(document)
+            if document is None:
+                raise Conflict("persona changed meanwhile", current_version=None)
+            await self._record(principal, document, Operation.PATCH, session)
+            return _persona(document)
 
-    async def delete(self, principal: Principal, persona_id: str) -> str:
-        async with _translated():
-            result = await self._personas.delete_one(
-                self._scoped(principal, {"_id": ObjectId(persona_id)})
+        return await self._transaction(work)
+
+    async def set_metadata(
+        self,
+        principal: Principal,
+        persona_id: str,
+        stored: str,
+        value: Any,
+        expected_version: int | None = None,
+    ) -> Persona:
+        return await self._change(
+            principal,
+            persona_id,
+            expected_version,
+            {"$set": {stored: value}},
+            Operation.SET_METADATA,
+            field="path",
+        )
+
+    async def unset_metadata(
+        self,
+        principal: Principal,
+        persona_id: str,
+        stored: str,
+        expected_version: int | None = None,
+    ) -> Persona:
+        return await self._change(
+            principal,
+            persona_id,
+            expected_version,
+            {"$unset": {stored: ""}},
+            Operation.UNSET_METADATA,
+            field="path",
+        )
+
+    async def add_tags(
+        self,
+        principal: Principal,
+        persona_id: str,
+        tags: list[str],
+        expected_version: int | None = None,
+    ) -> Persona:
+        return await self._change(
+            principal,
+            persona_id,
+            expected_version,
+            {"$addToSet": {TAGS: {"$each": tags}}},
+            Operation.ADD_TAGS,
+            field="tags",
+        )
+
+    async def remove_tags(
+        self,
+        principal: Principal,
+        persona_id: str,
+        tags: list[str],
+        expected_version: int | None = None,
+    ) -> Persona:
+        return await self._change(
+            principal,
+            persona_id,
+            expected_version,
+            {"$pull": {TAGS: {"$in": tags}}},
+            Operation.REMOVE_TAGS,
+            field="tags",
+        )
+
+    async def restore(
+        self,
+        principal: Principal,
+        persona_id: str,
+        version: int,
+        expected_version: int | None = None,
+    ) -> Persona:
+        """A new version equal to an old one; history is never rewritten."""
+        revision = await self.revision(principal, persona_id, version)
+        if revision is None:
+            raise NotFound(f"persona {persona_id} has no version {version}")
+        changes = PersonaChanges(
+            name=revision.name, content=revision.content, metadata=revision.metadata
+        )
+        return await self.update(
+            principal, persona_id, changes, expected_version, operation=Operation.RESTORE
+        )
+
+    async def delete(
+        self, principal: Principal, persona_id: str, expected_version: int | None = None
+    ) -> str:
+        """Delete a persona; its revisions stay, the last one recording the deletion."""
+
+        async def work(session: AsyncClientSession) -> None:
+            document = await self._personas.find_one_and_delete(
+                self._target(principal, persona_id, expected_version), session=session
             )
-        if result.deleted_count == 0:
-            raise NotFound(f"persona {persona_id} not found")
+            if document is None:
+                raise await self._refusal(principal, persona_id, expected_version, session)
+            version = document.get("version", 1) + 1
+            await self._record(principal, document, Operation.DELETE, session, version)
+
+        await self._transaction(work)
         return persona_id
+
+    # -- revisions -----------------------------------------------------------
+
+    async def revision(
+        self, principal: Principal, persona_id: str, version: int
+    ) -> Revision | None:
+        async with _translated():
+            document = await self._revisions.find_one(
+                self._scoped(principal, {"persona_id": ObjectId(persona_id), "version": version})
+            )
+        return None if document is None else _revision(document)
+
+    async def revisions(
+        self, principal: Principal, persona_id: str, first: int, before_version: int | None = None
+    ) -> RevisionPage:
+        """A persona's revisions, newest first."""
+        condition: dict[str, Any] = {"persona_id": ObjectId(persona_id)}
+        if before_version is not None:
+            condition["version"] = {"$lt": before_version}
+        async with _translated():
+            documents = await self._revisions.find(
+                self._scoped(principal, condition),
+                sort=[("version", -1)],
+                limit=first + 1,
+                hint=dict(REVISION_INDEX),
+            ).to_list(first + 1)
+        return RevisionPage(
+            items=[_revision(document) for document in documents[:first]],
+            has_next=len(documents) > first,
+        )
+
+
+TAGS = "metadata.tags"
+_PATH_ERRORS = frozenset({2, 14, 28})
+
+
+def _path_message(error: OperationFailure) -> str:
+    message = str((error.details or {}).get("errmsg", error))
+    return message.rsplit(":: caused by ::", 1)[-1].strip()
+
+
+def _revision(document: Mapping[str, Any]) -> Revision:
+    return Revision(
+        persona_id=str(document["persona_id"]),
+        version=document["version"],
+        name=document["name"],
+        content=document["content"],
+        metadata=document.get("metadata"),
+        operation=Operation(document["operation"]),
+        actor=document.get("actor"),
+        created_at=document["created_at"],
+    )
