@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 from personas import domain, rest
+from personas.auth import Authentication, Authenticator, is_loopback
 from personas.resolvers import build_schema
 from personas.schema import Context
 from personas.settings import Settings
@@ -27,7 +28,8 @@ access_log = logging.getLogger("personas.access")
 
 class PersonaGraphQL(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
-        return Context(store=request.app.state.store, principal=domain.ANONYMOUS)
+        principal = getattr(request.state, "principal", domain.NOBODY)
+        return Context(store=request.app.state.store, principal=principal)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -77,6 +79,11 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
 
 
+def anonymous_allowed(settings: Settings) -> bool:
+    """Without keys, only a server bound to loopback serves anonymous callers."""
+    return is_loopback(settings.host)
+
+
 def create_app(settings: Settings) -> Starlette:
     if settings.mongodb_uri is None:
         raise ValueError("settings.mongodb_uri must be set (serve starts the embedded database)")
@@ -88,6 +95,7 @@ def create_app(settings: Settings) -> Starlette:
             uri, settings.db_name, settings.db_timeout_ms, settings.indexed_paths
         )
         app.state.store = store
+        app.state.authenticator = Authenticator(store, anonymous_allowed(settings))
         try:
             await store.prepare()
             yield
@@ -106,6 +114,7 @@ def create_app(settings: Settings) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
+    app.add_middleware(Authentication)
     app.add_middleware(rest.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

@@ -21,6 +21,7 @@ from pymongo.errors import (
 
 from personas.domain import (
     ANONYMOUS,
+    ApiKey,
     Conflict,
     Cursor,
     DomainError,
@@ -43,6 +44,7 @@ from personas.domain import (
     merge,
     now,
     patch_changes,
+    require,
     sort_expression,
     validate_metadata,
 )
@@ -51,6 +53,7 @@ log = logging.getLogger("personas.store")
 
 PERSONAS = "personas"
 REVISIONS = "persona_revisions"
+API_KEYS = "api_keys"
 REVISION_INDEX = [("tenant", 1), ("persona_id", 1), ("version", -1)]
 T = TypeVar("T")
 ALWAYS_INDEXED = ("tags",)
@@ -134,6 +137,7 @@ class PersonaStore:
         self._db = client[db_name]
         self._personas: AsyncCollection[dict[str, Any]] = self._db[PERSONAS]
         self._revisions: AsyncCollection[dict[str, Any]] = self._db[REVISIONS]
+        self._keys: AsyncCollection[dict[str, Any]] = self._db[API_KEYS]
         self.indexed_fields = tuple(
             dict.fromkeys(f"metadata.{path}" for path in (*ALWAYS_INDEXED, *indexed_paths))
         )
@@ -214,6 +218,7 @@ class PersonaStore:
         return {} if keys is None else {"hint": dict(keys)}
 
     async def get(self, principal: Principal, persona_id: str) -> Persona | None:
+        require(principal, "read")
         async with _translated():
             document = await self._personas.find_one(
                 self._scoped(principal, {"_id": ObjectId(persona_id)}), _PROJECTION
@@ -224,6 +229,7 @@ class PersonaStore:
         self, principal: Principal, query: PersonaQuery, first: int, after: Cursor | None = None
     ) -> Page:
         """One page of a listing, after `after`; keyset-paginated under any order."""
+        require(principal, "read")
         position = None if after is None else [*after.values, ObjectId(after.id)]
         async with _translated():
             if query.by_metadata:
@@ -287,6 +293,7 @@ class PersonaStore:
         return await cursor.to_list(first + 1)
 
     async def count(self, principal: Principal, query: PersonaQuery) -> int:
+        require(principal, "read")
         async with _translated():
             return await self._personas.count_documents(
                 self._scoped(principal, *query.clauses()), **self._hint(query)
@@ -296,6 +303,7 @@ class PersonaStore:
         self, principal: Principal, stored: str, query: PersonaQuery, first: int
     ) -> list[ValueCount]:
         """How many personas have each value at `stored`, arrays unwound, most frequent first."""
+        require(principal, "read")
         pipeline: list[dict[str, Any]] = [
             {"$match": self._scoped(principal, *query.clauses())},
             {"$project": {"_id": False, "value": "$" + stored}},
@@ -419,6 +427,7 @@ class PersonaStore:
         return _persona(await self._transaction(work))
 
     async def create(self, principal: Principal, persona: NewPersona) -> Persona:
+        require(principal, "write")
         moment = now()
         document: dict[str, Any] = {
             "_id": ObjectId(),
@@ -448,6 +457,7 @@ class PersonaStore:
         operation: Operation = Operation.UPDATE,
     ) -> Persona:
         """Replace the given fields; metadata given as None is removed."""
+        require(principal, "write")
         replaced = changes.as_document()
         update: dict[str, Any] = {"$set": replaced}
         if "metadata" in replaced and replaced["metadata"] is None:
@@ -463,6 +473,7 @@ class PersonaStore:
         expected_version: int | None = None,
     ) -> Persona:
         """Apply a JSON merge patch: read and write in one transaction, so nothing is lost."""
+        require(principal, "write")
 
         async def work(session: AsyncClientSession) -> Persona:
             current = await self._personas.find_one(
@@ -501,6 +512,7 @@ class PersonaStore:
         value: Any,
         expected_version: int | None = None,
     ) -> Persona:
+        require(principal, "write")
         return await self._change(
             principal,
             persona_id,
@@ -517,6 +529,7 @@ class PersonaStore:
         stored: str,
         expected_version: int | None = None,
     ) -> Persona:
+        require(principal, "write")
         return await self._change(
             principal,
             persona_id,
@@ -533,6 +546,7 @@ class PersonaStore:
         tags: list[str],
         expected_version: int | None = None,
     ) -> Persona:
+        require(principal, "write")
         return await self._change(
             principal,
             persona_id,
@@ -549,6 +563,7 @@ class PersonaStore:
         tags: list[str],
         expected_version: int | None = None,
     ) -> Persona:
+        require(principal, "write")
         return await self._change(
             principal,
             persona_id,
@@ -566,6 +581,7 @@ class PersonaStore:
         expected_version: int | None = None,
     ) -> Persona:
         """A new version equal to an old one; history is never rewritten."""
+        require(principal, "write")
         revision = await self.revision(principal, persona_id, version)
         if revision is None:
             raise NotFound(f"persona {persona_id} has no version {version}")
@@ -580,6 +596,7 @@ class PersonaStore:
         self, principal: Principal, persona_id: str, expected_version: int | None = None
     ) -> str:
         """Delete a persona; its revisions stay, the last one recording the deletion."""
+        require(principal, "write")
 
         async def work(session: AsyncClientSession) -> None:
             document = await self._personas.find_one_and_delete(
@@ -598,6 +615,7 @@ class PersonaStore:
     async def revision(
         self, principal: Principal, persona_id: str, version: int
     ) -> Revision | None:
+        require(principal, "read")
         async with _translated():
             document = await self._revisions.find_one(
                 self._scoped(principal, {"persona_id": ObjectId(persona_id), "version": version})
@@ -608,6 +626,7 @@ class PersonaStore:
         self, principal: Principal, persona_id: str, first: int, before_version: int | None = None
     ) -> RevisionPage:
         """A persona's revisions, newest first."""
+        require(principal, "read")
         condition: dict[str, Any] = {"persona_id": ObjectId(persona_id)}
         if before_version is not None:
             condition["version"] = {"$lt": before_version}
@@ -622,6 +641,61 @@ class PersonaStore:
             items=[_revision(document) for document in documents[:first]],
             has_next=len(documents) > first,
         )
+
+    # -- API keys (managed by the `personas keys` command) --------------------
+
+    async def create_key(
+        self, key_id: str, secret_hash: str, tenant: str, scopes: frozenset[str], name: str | None
+    ) -> ApiKey:
+        document = {
+            "_id": key_id,
+            "hash": secret_hash,
+            "tenant": tenant,
+            "scopes": sorted(scopes),
+            "name": name,
+            "created_at": now(),
+            "revoked_at": None,
+        }
+        async with _translated():
+            await self._keys.insert_one(document)
+        return _api_key(document)
+
+    async def keys(self) -> list[ApiKey]:
+        async with _translated():
+            documents = await self._keys.find({}, sort=[("created_at", 1)]).to_list(None)
+        return [_api_key(document) for document in documents]
+
+    async def revoke_key(self, key_id: str) -> ApiKey:
+        async with _translated():
+            document = await self._keys.find_one_and_update(
+                {"_id": key_id, "revoked_at": None},
+                {"$set": {"revoked_at": now()}},
+                return_document=ReturnDocument.AFTER,
+            )
+        if document is None:
+            raise NotFound(f"no active API key {key_id}")
+        return _api_key(document)
+
+    async def key(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """An active key and the hash of its secret."""
+        async with _translated():
+            document = await self._keys.find_one({"_id": key_id, "revoked_at": None})
+        return None if document is None else (_api_key(document), document["hash"])
+
+    async def has_keys(self) -> bool:
+        async with _translated():
+            return await self._keys.find_one({"revoked_at": None}, {"_id": True}) is not None
+
+
+def _api_key(document: Mapping[str, Any]) -> ApiKey:
+    return ApiKey(
+        id=document["_id"],
+        tenant=document["tenant"],
+        scopes=frozenset(document["scopes"]),
+        name=document.get("name"),
+        created_at=document["created_at"],
+        revoked_at=document.get("revoked_at"),
+    )
 
 
 TAGS = "metadata.tags"

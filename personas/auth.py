@@ -1,0 +1,174 @@
+"""API keys: how they look, how they are checked, and who a request acts for."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from personas.domain import ANONYMOUS, ApiKey, Principal, Unauthenticated
+from personas.store import PersonaStore
+
+log = logging.getLogger("personas.auth")
+
+KEY_PREFIX = "pk"
+CACHE_SECONDS = 5.0
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json"})
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    id: str
+    secret: str
+
+    @property
+    def token(self) -> str:
+        """What the client sends as `Authorization: Bearer <token>`; shown only once."""
+        return f"{KEY_PREFIX}_{self.id}_{self.secret}"
+
+    @property
+    def secret_hash(self) -> str:
+        return hash_secret(self.secret)
+
+
+def generate_key() -> NewKey:
+    """A key id and a 256-bit random secret."""
+    return NewKey(id=secrets.token_hex(8), secret=secrets.token_urlsafe(32))
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse_token(token: str) -> tuple[str, str] | None:
+    prefix, _, rest = token.partition("_")
+    key_id, _, secret = rest.partition("_")
+    if prefix != KEY_PREFIX or not key_id or not secret:
+        return None
+    return key_id, secret
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Authenticator:
+    """Turns an Authorization header into a principal.
+
+    Keys are looked up in the database and kept for a few seconds, so a busy client
+    costs no extra round trip per request; a revoked key stops working within
+    `CACHE_SECONDS`.
+    """
+
+    def __init__(self, store: PersonaStore, anonymous_allowed: bool) -> None:
+        self.store = store
+        self.anonymous_allowed = anonymous_allowed
+        self._keys: dict[str, tuple[float, tuple[ApiKey, str] | None]] = {}
+        self._keys_exist: tuple[float, bool] = (0.0, False)
+
+    async def principal(self, authorization: str | None) -> Principal:
+        if authorization is None:
+            if await self._anonymous():
+                return ANONYMOUS
+            raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
+        scheme, _, token = authorization.partition(" ")
+        parsed = parse_token(token.strip()) if scheme.lower() == "bearer" else None
+        if parsed is None:
+            raise Unauthenticated("the Authorization header must be 'Bearer <API key>'")
+        key_id, secret = parsed
+        found = await self._key(key_id)
+        if found is None or not hmac.compare_digest(found[1], hash_secret(secret)):
+            raise Unauthenticated("unknown or revoked API key")
+        return found[0].principal
+
+    async def _anonymous(self) -> bool:
+        """Anonymous access: only where allowed, and only while no key exists."""
+        if not self.anonymous_allowed:
+            return False
+        checked, exist = self._keys_exist
+        if time.monotonic() - checked > CACHE_SECONDS:
+            exist = await self.store.has_keys()
+            self._keys_exist = (time.monotonic(), exist)
+        return not exist
+
+    async def _key(self, key_id: str) -> tuple[ApiKey, str] | None:
+        cached = self._keys.get(key_id)
+        if cached is not None and time.monotonic() - cached[0] <= CACHE_SECONDS:
+            return cached[1]
+        found = await self.store.key(key_id)
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[key_id] = (time.monotonic(), found)
+        return found
+
+
+class Authentication:
+    """Resolves the caller before any route runs; refuses unknown callers with 401.
+
+    The application's lifespan puts its `Authenticator` in `app.state.authenticator`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or _graphiql_page(scope):
+            await self.app(scope, receive, send)
+            return
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+        try:
+            authenticator: Authenticator = scope["app"].state.authenticator
+            principal = await authenticator.principal(authorization)
+        except Unauthenticated as error:
+            await _refuse(scope, send, error.message)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+def _graphiql_page(scope: Scope) -> bool:
+    """The GraphiQL page itself is static; the queries it sends carry the key."""
+    if scope["path"] != "/graphql" or scope["method"] != "GET" or scope["query_string"]:
+        return False
+    return any(name == b"accept" and b"text/html" in value for name, value in scope["headers"])
+
+
+async def _refuse(scope: Scope, send: Send, message: str) -> None:
+    body: dict[str, object]
+    if scope["path"].startswith("/graphql"):
+        content_type = b"application/json"
+        body = {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
+    else:
+        content_type = b"application/problem+json"
+        body = {
+            "type": "about:blank",
+            "title": "Unauthenticated",
+            "status": 401,
+            "detail": message,
+        }
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", content_type),
+                (b"www-authenticate", b'Bearer realm="personas"'),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": orjson.dumps(body)})
