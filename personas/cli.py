@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -17,38 +22,114 @@ from personas.settings import ENVIRONMENT, Settings, SettingsError
 
 log = logging.getLogger("personas")
 
-ENVIRONMENT_HELP = "environment variables (command-line options take precedence):\n" + "\n".join(
-    f"  {variable:<32} {field}" for variable, (field, _) in ENVIRONMENT.items()
-)
+GRACEFUL_SHUTDOWN_SECONDS = 5
+"""How long open HTTP requests may run on after SIGTERM/SIGINT."""
+
+DESCRIPTIONS: dict[str, str] = {
+    "PERSONAS_HOST": "address to bind",
+    "PERSONAS_PORT": "port to bind",
+    "PERSONAS_WORKERS": "uvicorn worker processes",
+    "PERSONAS_DATA_DIR": "embedded database data directory",
+    "MONGODB_URI": "a MongoDB to use instead of the embedded database",
+    "PERSONAS_DB_NAME": "database name",
+    "PERSONAS_INDEXED_PATHS": "comma-separated metadata paths to index, e.g. status,owner.team",
+    "PERSONAS_GRAPHIQL": "serve the GraphiQL IDE at /graphql (true/false)",
+    "PERSONAS_ENV": "development or production",
+    "PERSONAS_LOG_LEVEL": "debug, info, warning or error",
+    "PERSONAS_DB_TIMEOUT_MS": "database operation timeout in milliseconds",
+    "PERSONAS_EMBEDDED_START_TIMEOUT": "seconds the embedded database may take to start",
+    "PERSONAS_MAX_BODY_BYTES": "largest request body accepted, in bytes",
+}
+
+EXAMPLES = """\
+examples:
+  personas serve                            embedded database, data in ./.personas
+  personas serve --port 9000 --data-dir /var/lib/personas --workers 4
+  MONGODB_URI='mongodb://localhost:27017/?replicaSet=rs0' PERSONAS_DB_NAME=personas \\
+      personas serve --host 0.0.0.0
+  personas schema > schema.graphql"""
+
+
+def environment_help() -> str:
+    """The epilog: every environment variable, what it sets and its default."""
+    defaults = {field.name: field.default for field in dataclasses.fields(Settings)}
+    lines = ["environment variables (command-line options take precedence):"]
+    for variable, (field, _) in ENVIRONMENT.items():
+        text = DESCRIPTIONS.get(variable, field.replace("_", " "))
+        default = defaults.get(field)
+        if default not in (None, (), ""):
+            if isinstance(default, bool):
+                shown = str(default).lower()
+            elif isinstance(default, float):
+                shown = f"{default:g}"
+            else:
+                shown = str(default)
+            text = f"{text} (default: {shown})"
+        lines.append(f"  {variable:<32} {text}")
+    return "\n".join(lines)
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not between 0 and 65535")
+    return port
+
+
+def _workers(raw: str) -> int:
+    try:
+        workers = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if workers < 1:
+        raise argparse.ArgumentTypeError(f"{workers} is not at least 1")
+    return workers
 
 
 def build_parser() -> argparse.ArgumentParser:
+    epilog = f"{environment_help()}\n\n{EXAMPLES}"
     parser = argparse.ArgumentParser(
         prog="personas",
-        description="Persona API: LLM personas with JSON metadata over GraphQL and REST.",
-        epilog=ENVIRONMENT_HELP,
+        description="Persona API: LLM personas with JSON metadata over GraphQL and REST.\n\n"
+        "  personas serve [--host H] [--port P] [--data-dir D] [--workers N]\n"
+        "  personas schema\n\n"
+        "Without MONGODB_URI, `serve` starts an embedded SecantusDB database with its\n"
+        "data under the data directory; set MONGODB_URI (and PERSONAS_DB_NAME) to use\n"
+        "MongoDB instead.",
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser(
         "serve",
         help="serve the API (starts the embedded database unless MONGODB_URI is set)",
-        description="Serve GraphQL at /graphql, REST at /v1, health at /healthz and /readyz. "
-        "Without MONGODB_URI an embedded SecantusDB server is started with its data "
-        "under the data directory; with MONGODB_URI (and PERSONAS_DB_NAME) that "
-        "MongoDB is used instead.",
-        epilog=ENVIRONMENT_HELP,
+        description="Serve GraphQL at /graphql, REST at /v1, health at /healthz and /readyz.\n"
+        "Without MONGODB_URI an embedded SecantusDB server is started with its data under\n"
+        "the data directory; with MONGODB_URI (and PERSONAS_DB_NAME) that MongoDB is used\n"
+        "instead. SIGTERM or SIGINT stops the server and the embedded database.",
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--host", help="address to bind (PERSONAS_HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to bind (PERSONAS_PORT, default 8000)")
+    serve.add_argument(
+        "--host", metavar="H", help="address to bind (PERSONAS_HOST, default 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", metavar="P", type=_port, help="port to bind (PERSONAS_PORT, default 8000)"
+    )
     serve.add_argument(
         "--data-dir",
+        metavar="D",
         type=Path,
         help="embedded database data directory (PERSONAS_DATA_DIR, default ./.personas)",
     )
     serve.add_argument(
-        "--workers", type=int, help="uvicorn worker processes (PERSONAS_WORKERS, default 1)"
+        "--workers",
+        metavar="N",
+        type=_workers,
+        help="uvicorn worker processes (PERSONAS_WORKERS, default 1)",
     )
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
     return parser
@@ -56,11 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    if arguments.command == "schema":
+        return print_schema()
     try:
-        settings = Settings.from_env()
-        if arguments.command == "schema":
-            return print_schema()
-        settings = settings.replace(
+        settings = Settings.from_env().replace(
             host=arguments.host,
             port=arguments.port,
             data_dir=arguments.data_dir,
@@ -75,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmbeddedDatabaseError as error:
         log.error("cannot start: %s", error)
         return 1
+    except Stopped as stopped:
+        log.warning("stopped by %s before a clean shutdown", stopped)
+        return 1
 
 
 def print_schema() -> int:
@@ -84,33 +167,76 @@ def print_schema() -> int:
     return 0
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGINT arrived while uvicorn was not the one listening for it."""
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into `Stopped`, so that cleanup code runs.
+
+    uvicorn handles both while it serves, then re-raises the signal it got
+    once it has shut down: without this, SIGTERM would end the process there.
+    """
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise Stopped(signal.Signals(signum).name)
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def uvicorn_log_config(level: str) -> dict[str, Any]:
+    """JSON lines on stderr, applied by uvicorn in this process and in every worker."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": logs.JsonFormatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {
+            name: {"handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }
+
+
 def serve(settings: Settings) -> int:
     embedded: EmbeddedDatabase | None = None
-    if settings.mongodb_uri is None:
-        embedded = EmbeddedDatabase(settings.data_dir, settings.embedded_start_timeout)
-        uri = embedded.start()
-        log.info(
-            "using the embedded SecantusDB database at %s with data in %s; "
-            "set MONGODB_URI (and PERSONAS_DB_NAME) to use MongoDB instead",
-            uri,
-            embedded.storage_path,
-        )
-        os.environ["MONGODB_URI"] = uri
-    else:
-        log.info("using MongoDB from MONGODB_URI, database %s", settings.db_name)
-    try:
-        uvicorn.run(
-            "personas.app:app_from_environment",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-        )
-    finally:
-        if embedded is not None:
-            embedded.stop()
-            log.info("embedded database stopped")
+    with stopped_by_signals():
+        try:
+            if settings.mongodb_uri is None:
+                embedded = EmbeddedDatabase(settings.data_dir, settings.embedded_start_timeout)
+                uri = embedded.start()
+                log.info(
+                    "using the embedded SecantusDB database at %s with data in %s; "
+                    "set MONGODB_URI (and PERSONAS_DB_NAME) to use MongoDB instead",
+                    uri,
+                    embedded.storage_path,
+                )
+                os.environ["MONGODB_URI"] = uri
+            else:
+                log.info("using MongoDB from MONGODB_URI, database %s", settings.db_name)
+            uvicorn.run(
+                "personas.app:app_from_environment",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                log_config=uvicorn_log_config(settings.log_level),
+                access_log=False,
+                server_header=False,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            )
+        except Stopped as stopped:
+            log.info("stopped by %s", stopped)
+        finally:
+            if embedded is not None:
+                embedded.stop()
+                os.environ.pop("MONGODB_URI", None)
+                log.info("embedded database stopped")
     return 0

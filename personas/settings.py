@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,11 +25,29 @@ def _parse_bool(raw: str) -> bool:
 
 
 def _parse_int(raw: str) -> int:
-    return int(raw.strip())
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+def _parse_float(raw: str) -> float:
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ValueError("expected a number") from None
+
+
+def _parse_path(raw: str) -> Path:
+    return Path(raw.strip())
 
 
 def _parse_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+ENVS = ("development", "production")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _parse_choice(*choices: str) -> Callable[[str], str]:
@@ -73,7 +92,7 @@ class Settings:
             try:
                 values[field] = parse(raw)
             except ValueError as error:
-                raise SettingsError(f"{variable}={raw!r}: {error}") from None
+                raise SettingsError(f"{_shown(variable, raw)}: {error}") from None
         return cls(**values).validated()
 
     def replace(self, **changes: Any) -> Settings:
@@ -82,32 +101,65 @@ class Settings:
         return dataclasses.replace(self, **given).validated()
 
     def validated(self) -> Settings:
-        if not 0 <= self.port <= 65535:
-            raise SettingsError(f"port {self.port}: must be between 0 and 65535")
-        if self.workers < 1:
-            raise SettingsError(f"workers {self.workers}: must be at least 1")
-        if self.max_body_bytes < 1:
-            raise SettingsError(f"body limit {self.max_body_bytes} bytes: must be positive")
-        if self.db_timeout_ms < 1:
-            raise SettingsError(f"database timeout {self.db_timeout_ms} ms: must be positive")
-        if not self.db_name or any(char in self.db_name for char in '/\\. "$\0'):
-            raise SettingsError(f"database name {self.db_name!r}: not a valid MongoDB name")
+        """This object, once every rule holds; else a SettingsError naming the variable."""
+        for field, (holds, rule) in RULES.items():
+            value = getattr(self, field)
+            if not holds(value):
+                raise SettingsError(f"{_shown(VARIABLES[field], value)}: {rule}")
         return self
 
+
+def _shown(variable: str, value: object) -> str:
+    """`VARIABLE=value` for an error message; a connection string may hold a password."""
+    if variable == "MONGODB_URI":
+        return variable
+    return f"{variable}={str(value)!r}"
+
+
+def _valid_db_name(name: str) -> bool:
+    return 0 < len(name.encode()) < 64 and not any(char in name for char in '/\\. "$\0')
+
+
+def _valid_mongodb_uri(uri: str | None) -> bool:
+    return uri is None or uri.startswith(("mongodb://", "mongodb+srv://"))
+
+
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "host": (lambda host: bool(host), "must not be empty"),
+    "port": (lambda port: 0 <= port <= 65535, "must be between 0 and 65535"),
+    "workers": (lambda workers: workers >= 1, "must be at least 1"),
+    "mongodb_uri": (_valid_mongodb_uri, "must start with mongodb:// or mongodb+srv://"),
+    "db_name": (
+        _valid_db_name,
+        'must be a MongoDB database name: 1 to 63 bytes, none of / \\ . space " $ NUL',
+    ),
+    "db_timeout_ms": (lambda timeout: timeout >= 1, "must be at least 1 millisecond"),
+    "embedded_start_timeout": (
+        lambda timeout: math.isfinite(timeout) and timeout > 0,
+        "must be a positive number of seconds",
+    ),
+    "max_body_bytes": (lambda size: size >= 1, "must be at least 1 byte"),
+    "env": (lambda env: env in ENVS, f"must be one of {', '.join(ENVS)}"),
+    "log_level": (lambda level: level in LOG_LEVELS, f"must be one of {', '.join(LOG_LEVELS)}"),
+}
+"""The rules a setting's value must keep, each with its message."""
 
 ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PERSONAS_HOST": ("host", str.strip),
     "PERSONAS_PORT": ("port", _parse_int),
     "PERSONAS_WORKERS": ("workers", _parse_int),
-    "PERSONAS_DATA_DIR": ("data_dir", Path),
+    "PERSONAS_DATA_DIR": ("data_dir", _parse_path),
     "MONGODB_URI": ("mongodb_uri", str.strip),
     "PERSONAS_DB_NAME": ("db_name", str.strip),
     "PERSONAS_INDEXED_PATHS": ("indexed_paths", _parse_list),
     "PERSONAS_GRAPHIQL": ("graphiql", _parse_bool),
-    "PERSONAS_ENV": ("env", _parse_choice("development", "production")),
-    "PERSONAS_LOG_LEVEL": ("log_level", _parse_choice("debug", "info", "warning", "error")),
+    "PERSONAS_ENV": ("env", _parse_choice(*ENVS)),
+    "PERSONAS_LOG_LEVEL": ("log_level", _parse_choice(*LOG_LEVELS)),
     "PERSONAS_DB_TIMEOUT_MS": ("db_timeout_ms", _parse_int),
-    "PERSONAS_EMBEDDED_START_TIMEOUT": ("embedded_start_timeout", float),
+    "PERSONAS_EMBEDDED_START_TIMEOUT": ("embedded_start_timeout", _parse_float),
     "PERSONAS_MAX_BODY_BYTES": ("max_body_bytes", _parse_int),
 }
 """Every environment variable the service reads, with the setting it fills."""
+
+VARIABLES: dict[str, str] = {field: variable for variable, (field, _) in ENVIRONMENT.items()}
+"""The environment variable of each setting."""

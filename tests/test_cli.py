@@ -1,0 +1,195 @@
+"""The real `personas` command, run as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from personas.cli import DESCRIPTIONS
+from personas.settings import ENVIRONMENT
+from tests.test_embedded import is_running, processes_using
+
+PERSONAS = str(Path(sys.executable).with_name("personas"))
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def clean_environment() -> dict[str, str]:
+    """This environment without the service's own variables: the test chooses them."""
+    return {name: value for name, value in os.environ.items() if name not in ENVIRONMENT}
+
+
+def run(*arguments: str, timeout: float = START_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PERSONAS, *arguments],
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    port: int
+    data_dir: Path
+
+    def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.process.communicate()[1]
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("the server did not become ready")
+
+    def database_pid(self) -> int:
+        pid: int = json.loads((self.data_dir / "server.json").read_text())["pid"]
+        return pid
+
+    def stop(self) -> tuple[int, str]:
+        self.process.send_signal(signal.SIGTERM)
+        _, errors = self.process.communicate(timeout=20)
+        return self.process.returncode, errors
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    port = free_port()
+    process = subprocess.Popen(
+        [PERSONAS, "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+        env=clean_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running = Server(process, port, tmp_path)
+    try:
+        running.wait_until_ready()
+        yield running
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+
+
+def test_sigterm_stops_the_server_and_its_database(server: Server) -> None:
+    database = server.database_pid()
+    assert is_running(database)
+
+    code, errors = server.stop()
+
+    assert code == 0, errors
+    assert not is_running(database)
+    assert processes_using(server.data_dir) == []
+    assert not (server.data_dir / "server.json").exists()
+    assert "using the embedded SecantusDB database" in errors
+    assert "set MONGODB_URI" in errors
+    assert "embedded database stopped" in errors
+
+
+def test_a_second_server_on_the_same_data_directory_fails_clearly(server: Server) -> None:
+    second = run("serve", "--port", str(free_port()), "--data-dir", str(server.data_dir))
+
+    assert second.returncode == 1
+    assert f"the data directory {server.data_dir.resolve()} is in use" in second.stderr
+    assert f"pid {server.process.pid}" in second.stderr
+    assert httpx.get(f"http://127.0.0.1:{server.port}/readyz").status_code == 200
+
+
+def test_a_taken_http_port_exits_and_stops_the_database(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "--port", str(port), "--data-dir", str(tmp_path))
+
+    assert result.returncode != 0
+    assert "using the embedded SecantusDB database" in result.stderr  # it had started
+    assert "address already in use" in result.stderr
+    assert "embedded database stopped" in result.stderr
+    assert processes_using(tmp_path) == []
+    assert not (tmp_path / "server.json").exists()
+
+
+def test_a_bad_setting_exits_before_starting_anything(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [PERSONAS, "serve", "--data-dir", str(tmp_path)],
+        env={**clean_environment(), "PERSONAS_PORT": "eighty"},
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "configuration error: PERSONAS_PORT='eighty'" in result.stderr
+    assert not (tmp_path / "db").exists()
+
+
+@pytest.mark.parametrize("arguments", [["--help"], ["serve", "--help"]])
+def test_help_documents_the_options_and_every_variable(arguments: list[str]) -> None:
+    result = run(*arguments)
+    assert result.returncode == 0
+    for variable in ENVIRONMENT:
+        assert variable in result.stdout
+    for option in ("--host", "--port", "--data-dir", "--workers"):
+        assert option in result.stdout
+    assert "default: 8000" in result.stdout
+
+
+def test_bad_options_are_refused_by_the_parser() -> None:
+    result = run("serve", "--port", "70000")
+    assert result.returncode == 2
+    assert "--port: 70000 is not between 0 and 65535" in result.stderr
+
+
+def test_every_variable_is_described() -> None:
+    assert set(DESCRIPTIONS) == set(ENVIRONMENT)
+
+
+def test_the_log_configuration_given_to_uvicorn_writes_json_lines() -> None:
+    """uvicorn applies it in every worker process, where nothing else configures logging."""
+    script = (
+        "import logging.config, sys\n"
+        "from personas.cli import uvicorn_log_config\n"
+        "logging.config.dictConfig(uvicorn_log_config(sys.argv[1]))\n"
+        "logging.getLogger('uvicorn.error').info('worker started')\n"
+        "logging.getLogger('personas.access').debug('not at info level')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "info"],
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=True,
+    )
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [(line["logger"], line["msg"]) for line in lines] == [
+        ("uvicorn.error", "worker started")
+    ]

@@ -1,0 +1,167 @@
+"""The embedded database launcher, against the real `secantusd-py`."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from personas import embedded
+from personas.embedded import EmbeddedDatabase, EmbeddedDatabaseError
+
+
+def is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def processes_using(data_dir: Path) -> list[int]:
+    """Pids of the processes whose command line names `data_dir`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(data_dir).encode() in command:
+                found.append(int(entry.name))
+    return found
+
+
+def lock_is_free(data_dir: Path) -> bool:
+    with (data_dir / "lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return True
+
+
+def client(uri: str) -> MongoClient[dict[str, Any]]:
+    return MongoClient(uri, serverSelectionTimeoutMS=5000)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedDatabase]:
+    with EmbeddedDatabase(tmp_path_factory.mktemp("running")) as database:
+        yield database
+
+
+def test_start_answers_ping_and_records_its_address(running: EmbeddedDatabase) -> None:
+    assert running.uri is not None
+    assert running.uri.startswith("mongodb://127.0.0.1:")
+    with client(running.uri) as mongo:
+        assert mongo.admin.command("ping")["ok"] == 1
+    recorded = json.loads(running.address_path.read_text())
+    assert recorded == {"uri": running.uri, "pid": running.pid}
+    assert running.storage_path.is_dir()
+
+
+def test_a_second_server_on_the_same_data_directory_is_refused(
+    running: EmbeddedDatabase,
+) -> None:
+    second = EmbeddedDatabase(running.data_dir)
+    with pytest.raises(EmbeddedDatabaseError) as raised:
+        second.start()
+    message = str(raised.value)
+    assert f"data directory {running.data_dir} is in use" in message
+    assert f"pid {os.getpid()}" in message
+    assert "--data-dir" in message
+    assert second.pid is None
+    assert running.uri is not None
+    with client(running.uri) as mongo:
+        assert mongo.admin.command("ping")["ok"] == 1
+
+
+def test_stop_ends_the_process_and_frees_the_data_directory(tmp_path: Path) -> None:
+    database = EmbeddedDatabase(tmp_path)
+    database.start()
+    pid = database.pid
+    assert pid is not None
+    assert is_running(pid)
+    assert not lock_is_free(tmp_path)
+
+    database.stop()
+
+    assert not is_running(pid)
+    assert processes_using(tmp_path) == []
+    assert database.uri is None
+    assert not database.address_path.exists()
+    assert lock_is_free(tmp_path)
+    database.stop()  # stopping twice is harmless
+
+
+def test_data_survives_a_restart(tmp_path: Path) -> None:
+    with EmbeddedDatabase(tmp_path) as first:
+        assert first.uri is not None
+        with client(first.uri) as mongo:
+            mongo.restart_test.personas.insert_one({"name": "kept", "metadata": {"v": 1}})
+
+    with EmbeddedDatabase(tmp_path) as second:
+        assert second.uri is not None
+        with client(second.uri) as mongo:
+            found = mongo.restart_test.personas.find_one({"name": "kept"}, {"_id": 0})
+    assert found == {"name": "kept", "metadata": {"v": 1}}
+
+
+def test_a_failed_start_leaves_nothing_running(tmp_path: Path) -> None:
+    (tmp_path / "db").write_text("not a directory")  # the server cannot open its storage
+    database = EmbeddedDatabase(tmp_path, start_timeout=20)
+    with pytest.raises(EmbeddedDatabaseError, match="exited with code") as raised:
+        database.start()
+    assert str(database.log_path) in str(raised.value)
+    assert database.pid is None
+    assert processes_using(tmp_path) == []
+    assert not database.address_path.exists()
+    assert lock_is_free(tmp_path)
+
+
+HUNG_SERVER = """\
+import os, pathlib, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+pathlib.Path(sys.argv[0]).with_suffix(".pid").write_text(str(os.getpid()))
+time.sleep(60)
+"""
+
+
+def test_a_server_that_never_answers_times_out_and_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    hung = tmp_path / "hung-server"
+    hung.write_text(f"#!{sys.executable}\n{HUNG_SERVER}")
+    hung.chmod(hung.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(embedded, "_server_command", lambda: str(hung))
+    database = EmbeddedDatabase(tmp_path / "data", start_timeout=0.5, stop_grace=0.2)
+
+    with (
+        caplog.at_level(logging.WARNING, logger="personas.embedded"),
+        pytest.raises(EmbeddedDatabaseError, match=r"did not answer ping within 0\.5 s"),
+    ):
+        database.start()
+
+    pid = int(hung.with_suffix(".pid").read_text())
+    assert not is_running(pid)
+    assert "ignored SIGTERM" in caplog.text
+    assert lock_is_free(tmp_path / "data")
+
+
+def test_an_unusable_data_directory_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    database = EmbeddedDatabase(tmp_path / "file" / "data")
+    with pytest.raises(EmbeddedDatabaseError, match=r"cannot use the data directory .*/file/data"):
+        database.start()
+    assert database.pid is None
