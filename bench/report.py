@@ -1,0 +1,167 @@
+"""Results: the machine they were measured on, results.json, and the printed table."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.drivers import Measurement
+from bench.scenarios import PAGE50_VS_PAGE1, RSS_GROWTH, TARGETS
+
+SOFTWARE = (
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "starlette",
+    "strawberry-graphql",
+    "graphql-core",
+    "pymongo",
+    "SecantusDB",
+    "orjson",
+)
+
+
+def _proc_value(path: str, key: str) -> str | None:
+    try:
+        for line in Path(path).read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == key:
+                return value.strip()
+    except OSError:
+        return None
+    return None
+
+
+def machine(driver: str) -> dict[str, Any]:
+    memory = _proc_value("/proc/meminfo", "MemTotal")
+    versions: dict[str, str] = {}
+    for name in SOFTWARE:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {
+        "cpu": _proc_value("/proc/cpuinfo", "model name") or platform.processor() or "unknown",
+        "cores": os.cpu_count(),
+        "memory_gib": None if memory is None else round(int(memory.split()[0]) / 2**20, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "driver": driver,
+        "software": versions,
+    }
+
+
+def median(values: Sequence[float]) -> float | None:
+    return None if not values else round(statistics.median(values), 3)
+
+
+def aggregate(rounds: Sequence[dict[str, Measurement]]) -> dict[str, Any]:
+    """Medians over the rounds of each side's req/s, p50 and p99, and the ratio."""
+
+    def side(role: str, value: str) -> float | None:
+        return median([getattr(measured[role], value) for measured in rounds])
+
+    return {
+        "subject_rps": side("subject", "rps"),
+        "floor_rps": side("floor", "rps"),
+        "p50_ms": side("subject", "p50_ms"),
+        "p99_ms": side("subject", "p99_ms"),
+        "floor_p50_ms": side("floor", "p50_ms"),
+        "floor_p99_ms": side("floor", "p99_ms"),
+        "errors": {
+            role: sum(measured[role].error_count for measured in rounds)
+            for role in ("subject", "floor")
+        },
+    }
+
+
+def ratio(name: str, summary: dict[str, Any]) -> float | None:
+    """subject/floor req/s; for page 50 vs page 1, page-50 p50 over page-1 p50 latency."""
+    if name == PAGE50_VS_PAGE1:
+        numerator, denominator = summary["p50_ms"], summary["floor_p50_ms"]
+    else:
+        numerator, denominator = summary["subject_rps"], summary["floor_rps"]
+    if numerator is None or not denominator:
+        return None
+    return round(float(numerator) / float(denominator), 3)
+
+
+# ---------------------------------------------------------------------------
+# The table
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _verdict(met: bool | None, status: str) -> str:
+    if status != "ok":
+        return status.upper()
+    return {True: "met", False: "NOT MET", None: "-"}[met]
+
+
+HEADER = (
+    f"{'scenario':<18} {'subject req/s':>13} {'floor req/s':>11} {'ratio':>6} {'target':>8} "
+    f"{'verdict':>8} {'p50 ms':>8} {'p99 ms':>8} {'floor p50':>9} {'floor p99':>9} {'errors':>7}"
+)
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [HEADER, "-" * len(HEADER)]
+    notes: list[str] = []
+    for row in results["scenarios"]:
+        name = row["name"]
+        label = name + ("*" if name == PAGE50_VS_PAGE1 else "")
+        errors = row.get("errors") or {}
+        lines.append(
+            f"{label:<18} {_number(row['subject_rps']):>13} {_number(row['floor_rps']):>11} "
+            f"{_number(row['ratio'], 2):>6} {TARGETS[name]!s:>8} "
+            f"{_verdict(row['met'], row['status']):>8} {_number(row['p50_ms']):>8} "
+            f"{_number(row['p99_ms']):>8} {_number(row['floor_p50_ms']):>9} "
+            f"{_number(row['floor_p99_ms']):>9} "
+            f"{sum(errors.values()) if errors else '-':>7}"
+        )
+        if row["status"] != "ok":
+            notes.append(f"{name}: {row['status']}: {row['reason']}")
+        elif row.get("same_answer") is False:
+            notes.append(f"{name}: the subject and the floor answered differently")
+    rss = results.get("rss")
+    if rss is not None:
+        growth = results["rss_growth_mib"]
+        verdict = _verdict(rss.get("met"), rss["status"])
+        shown = "-" if growth is None else f"{growth:.1f} MiB"
+        detail = ""
+        if rss["status"] == "ok":
+            detail = (
+                f"  ({rss['completed']:,} requests over {rss['distinct_queries']:,} query texts, "
+                f"RSS {rss['before_mib']:.1f} -> {rss['after_mib']:.1f} MiB)"
+            )
+        lines.append(
+            f"{RSS_GROWTH:<18} {shown:>13} {'':>11} {'':>6} {TARGETS[RSS_GROWTH]!s:>8} "
+            f"{verdict:>8}{detail}"
+        )
+        if rss["status"] != "ok":
+            notes.append(f"{RSS_GROWTH}: {rss['status']}: {rss['reason']}")
+        elif not rss["complete"]:
+            notes.append(
+                f"{RSS_GROWTH}: only {rss['completed']:,} of {rss['requests']:,} requests were "
+                f"answered within {rss['max_seconds']:g} s (--rss-max-seconds)"
+            )
+    if any(row["name"] == PAGE50_VS_PAGE1 for row in results["scenarios"]):
+        notes.insert(
+            0,
+            "* page50_vs_page1: 'subject' = page 50, 'floor' = page 1 of the same listing, "
+            "both on the subject; ratio = p50 latency page 50 / page 1",
+        )
+    options = results["options"]
+    footer = (
+        f"{results['personas']:,} personas; {options['rounds']} rounds x {options['duration']:g} s "
+        f"per side, {options['connections']} connections; driver: {results['machine']['driver']}; "
+        f"medians over rounds"
+    )
+    return "\n".join([*lines, "", *notes, footer])

@@ -1,0 +1,245 @@
+"""What each scenario sends, to which server, what a right answer looks like, and its target."""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from bench.drivers import Request
+
+PERSONA_FIELDS: Final = ("id", "name", "content", "metadata", "version", "createdAt", "updatedAt")
+SELECTION: Final = " ".join(PERSONA_FIELDS)
+
+BY_ID: Final = f"query PersonaById($id: ID!) {{ persona(id: $id) {{ {SELECTION} }} }}"
+LISTING: Final = (
+    "query Personas($filter: [MetadataFilter!], $first: Int, $after: String) { "
+    "personas(metadataFilter: $filter, first: $first, after: $after) { "
+    f"nodes {{ {SELECTION} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+)
+CREATE: Final = (
+    "mutation CreatePersona($input: CreatePersonaInput!) { "
+    f"createPersona(input: $input) {{ {SELECTION} }} }}"
+)
+
+TAG: Final = "prod"
+"""The indexed tag the listing scenarios filter on."""
+TAG_FILTER: Final = [{"path": "tags", "value": TAG}]
+PAGE_SIZE: Final = 20
+DEEP_PAGE: Final = 50
+BY_ID_SAMPLE: Final = 100
+"""How many different personas the by-id scenarios cycle through."""
+
+NEW_PERSONA: Final = {
+    "name": "Benchmark Support Agent",
+    "content": "You are a friendly support agent for Example Corp. Answer in the customer's "
+    "language, never invent order numbers, and escalate legal questions to a human.",
+    "metadata": {
+        "tags": ["bench-create", "dev"],
+        "version": "1.0.0",
+        "deployment": {"environment": "development", "last_tested": "2025-01-15"},
+        "custom_fields": {"department": "support", "language": "en"},
+    },
+}
+"""What the create scenario writes: tagged so that it never joins the `prod` listings."""
+
+
+# ---------------------------------------------------------------------------
+# Scenario names, order and targets
+
+GRAPHQL_BY_ID: Final = "graphql_by_id"
+REST_BY_ID: Final = "rest_by_id"
+GRAPHQL_LIST20: Final = "graphql_list20"
+REST_LIST20: Final = "rest_list20"
+GRAPHQL_LIST100: Final = "graphql_list100"
+PAGE50_VS_PAGE1: Final = "page50_vs_page1"
+GRAPHQL_CREATE: Final = "graphql_create"
+RSS_GROWTH: Final = "rss_growth_mib"
+
+COMPARISONS: Final = (
+    GRAPHQL_BY_ID,
+    REST_BY_ID,
+    GRAPHQL_LIST20,
+    REST_LIST20,
+    GRAPHQL_LIST100,
+    PAGE50_VS_PAGE1,
+    GRAPHQL_CREATE,
+)
+"""The scenarios with a subject and a floor side, in the order they are reported."""
+ALL: Final = (*COMPARISONS, RSS_GROWTH)
+REST: Final = frozenset({REST_BY_ID, REST_LIST20})
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    symbol: str
+    bound: float
+
+    def met(self, value: float | None) -> bool | None:
+        if value is None:
+            return None
+        compare: Callable[[float, float], bool] = {
+            ">=": operator.ge,
+            "<=": operator.le,
+            "<": operator.lt,
+        }[self.symbol]
+        return compare(value, self.bound)
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.bound:g}"
+
+
+TARGETS: Final = {
+    GRAPHQL_BY_ID: Target(">=", 0.70),
+    REST_BY_ID: Target(">=", 0.90),
+    GRAPHQL_LIST20: Target(">=", 0.60),
+    REST_LIST20: Target(">=", 0.85),
+    GRAPHQL_LIST100: Target(">=", 0.50),
+    PAGE50_VS_PAGE1: Target("<=", 1.2),
+    GRAPHQL_CREATE: Target(">=", 0.70),
+    RSS_GROWTH: Target("<", 50),
+}
+
+DESCRIPTIONS: Final = {
+    GRAPHQL_BY_ID: "GraphQL persona(id) with every field, vs the floor's store.get",
+    REST_BY_ID: "REST GET /v1/personas/{id}, vs the floor's store.get",
+    GRAPHQL_LIST20: f'GraphQL personas(tags = "{TAG}", first: 20), vs the floor\'s store.find',
+    REST_LIST20: f"REST GET /v1/personas?metadata.tags={TAG}&limit=20, vs the floor's store.find",
+    GRAPHQL_LIST100: f'GraphQL personas(tags = "{TAG}", first: 100), vs the floor\'s store.find',
+    PAGE50_VS_PAGE1: "GraphQL listing: p50 latency of page 50 over page 1 (keyset cursors)",
+    GRAPHQL_CREATE: "GraphQL createPersona, vs the floor's store.create",
+    RSS_GROWTH: "subject RSS growth over many GraphQL requests with distinct query texts",
+}
+
+
+# ---------------------------------------------------------------------------
+# Requests
+
+
+def graphql_by_id(target: str, persona_id: str) -> Request:
+    return Request.graphql_post(target, {"query": BY_ID, "variables": {"id": persona_id}})
+
+
+def graphql_listing(target: str, first: int, after: str | None = None) -> Request:
+    variables = {"filter": TAG_FILTER, "first": first, "after": after}
+    return Request.graphql_post(target, {"query": LISTING, "variables": variables})
+
+
+def graphql_create(target: str) -> Request:
+    return Request.graphql_post(target, {"query": CREATE, "variables": {"input": NEW_PERSONA}})
+
+
+def rest_by_id(persona_id: str) -> Request:
+    return Request.get(f"/v1/personas/{persona_id}")
+
+
+def rest_listing(limit: int) -> Request:
+    return Request.get(f"/v1/personas?metadata.tags={TAG}&limit={limit}")
+
+
+def sample(ids: Sequence[str], count: int = BY_ID_SAMPLE) -> list[str]:
+    """Up to `count` ids spread evenly over `ids` (old and new personas alike)."""
+    if len(ids) <= count:
+        return list(ids)
+    step = (len(ids) - 1) / (count - 1)
+    return [ids[round(index * step)] for index in range(count)]
+
+
+def query_variants(count: int) -> list[str]:
+    """`count` distinct persona-by-id documents: another comment, alias, name, field order."""
+    orders = itertools.cycle(itertools.permutations(PERSONA_FIELDS))
+    return [
+        f"# variant {index}\nquery Variant{index}($id: ID!) "
+        f"{{ p{index}: persona(id: $id) {{ {' '.join(next(orders))} }} }}"
+        for index in range(count)
+    ]
+
+
+def variant_requests(texts: Sequence[str], persona_id: str) -> list[Request]:
+    return [
+        Request.graphql_post("/graphql", {"query": text, "variables": {"id": persona_id}})
+        for text in texts
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Answers: what one request to each side must return before any load is sent
+
+
+def graphql_data(answer: Any, field: str) -> Any:
+    if not isinstance(answer, dict) or "data" not in answer:
+        raise ValueError(f"not a GraphQL answer: {answer!r:.300}")
+    if answer.get("errors"):
+        raise ValueError(f"GraphQL errors: {answer['errors']!r:.300}")
+    return answer["data"][field]
+
+
+def check_persona(persona: Any, persona_id: str | None, fields: Sequence[str]) -> None:
+    if not isinstance(persona, dict):
+        raise ValueError(f"expected a persona object, got {persona!r:.200}")
+    missing = [name for name in fields if name not in persona]
+    if missing:
+        raise ValueError(f"the persona lacks {', '.join(missing)}")
+    if persona_id is not None and persona["id"] != persona_id:
+        raise ValueError(f"asked for persona {persona_id}, got {persona['id']}")
+
+
+REST_FIELDS: Final = ("id", "name", "content", "metadata", "version", "created_at", "updated_at")
+
+
+def check_listing(items: Any, expected: int) -> None:
+    if not isinstance(items, list):
+        raise ValueError(f"expected a list of personas, got {items!r:.200}")
+    if len(items) != expected:
+        raise ValueError(f"expected {expected} personas, got {len(items)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What a right answer is, as a function that raises ValueError on a wrong one."""
+
+    check: Callable[[Any], None]
+    comparable: bool = True
+    """Whether the subject's and the floor's answers should be equal."""
+
+
+def expect_graphql_persona(persona_id: str) -> Expectation:
+    return Expectation(
+        lambda answer: check_persona(graphql_data(answer, "persona"), persona_id, PERSONA_FIELDS)
+    )
+
+
+def expect_rest_persona(persona_id: str) -> Expectation:
+    return Expectation(lambda answer: check_persona(answer, persona_id, REST_FIELDS))
+
+
+def expect_graphql_listing(expected: int) -> Expectation:
+    def check(answer: Any) -> None:
+        connection = graphql_data(answer, "personas")
+        check_listing(connection["nodes"], expected)
+        for node in connection["nodes"]:
+            check_persona(node, None, PERSONA_FIELDS)
+            if TAG not in (node["metadata"] or {}).get("tags", ()):
+                raise ValueError(f"persona {node['id']} is not tagged {TAG}")
+
+    return Expectation(check)
+
+
+def expect_rest_listing(expected: int) -> Expectation:
+    def check(answer: Any) -> None:
+        if not isinstance(answer, dict) or "data" not in answer or "next_cursor" not in answer:
+            raise ValueError(f"expected {{data, next_cursor}}, got {answer!r:.200}")
+        check_listing(answer["data"], expected)
+        for item in answer["data"]:
+            check_persona(item, None, REST_FIELDS)
+
+    return Expectation(check)
+
+
+def expect_created() -> Expectation:
+    return Expectation(
+        lambda answer: check_persona(graphql_data(answer, "createPersona"), None, PERSONA_FIELDS),
+        comparable=False,
+    )

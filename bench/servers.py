@@ -1,0 +1,186 @@
+"""The processes under test: the real server (`personas serve`) and the floor, both uvicorn."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench import floor
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT = 60.0
+STOP_GRACE = 10.0
+_PR_SET_PDEATHSIG = 1
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class ServerError(RuntimeError):
+    """A server under test did not start or died."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the harness dies, the kernel stops the server."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def server_environment(uri: str, db_name: str, port: int) -> dict[str, str]:
+    """The harness's environment without any PERSONAS_* or MONGODB_URI, then production."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("PERSONAS_") and name != "MONGODB_URI"
+    }
+    environment.update(
+        {
+            "MONGODB_URI": uri,
+            "PERSONAS_DB_NAME": db_name,
+            "PERSONAS_ENV": "production",
+            "PERSONAS_WORKERS": "1",
+            "PERSONAS_HOST": "127.0.0.1",
+            "PERSONAS_PORT": str(port),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+    )
+    return environment
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise ServerError(
+                f"the {self.name} server exited with code {self.process.returncode}; "
+                f"its log is {self.log_path}:\n{log_tail(self.log_path)}"
+            )
+
+    def wait_ready(self, path: str, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.base_url + path, timeout=2.0).status_code == 200:
+                    return
+            if time.monotonic() >= deadline:
+                raise ServerError(
+                    f"the {self.name} server did not answer {path} within {timeout:g} s; "
+                    f"its log is {self.log_path}:\n{log_tail(self.log_path)}"
+                )
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _launch(
+    name: str, command: list[str], environment: Mapping[str, str], port: int, work_dir: Path
+) -> Server:
+    log_path = work_dir / f"{name}.log"
+    with log_path.open("ab") as output:
+        process = subprocess.Popen(  # noqa: S603 - fixed command, no shell
+            command,
+            cwd=ROOT,
+            env=dict(environment),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+    return Server(name=name, process=process, port=port, log_path=log_path)
+
+
+def start_subject(uri: str, db_name: str, work_dir: Path) -> Server:
+    """`personas serve` in production settings, one worker, against the shared database."""
+    port = free_port()
+    command = [sys.executable, "-m", "personas", "serve", "--port", str(port)]
+    return _launch("subject", command, server_environment(uri, db_name, port), port, work_dir)
+
+
+def start_floor(uri: str, db_name: str, work_dir: Path) -> Server:
+    """The floor app under uvicorn with the subject's options, on its own port."""
+    port = free_port()
+    environment = server_environment(uri, db_name, port)
+    environment[floor.PORT_VARIABLE] = str(port)
+    command = [sys.executable, "-m", "bench.floor"]
+    return _launch("floor", command, environment, port, work_dir)
+
+
+# ---------------------------------------------------------------------------
+# /proc readings
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A `kB` field of /proc/<pid>/status, e.g. VmRSS or VmHWM."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise ServerError(f"/proc/{pid}/status has no {field}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def wait_idle(pids: Iterable[int], max_seconds: float, interval: float = 0.1) -> float:
+    """Wait until the processes use under 5 % of a core (two intervals running).
+
+    Requests still in flight when a load run stops keep the server and the database
+    busy; the next measurement must not pay for them. Returns the seconds waited.
+    """
+    watched = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    started = time.monotonic()
+    quiet = 0
+    before = sum(cpu_seconds(pid) for pid in watched)
+    while quiet < 2 and time.monotonic() - started < max_seconds:
+        time.sleep(interval)
+        after = sum(cpu_seconds(pid) for pid in watched)
+        quiet = quiet + 1 if after - before <= 0.05 * interval else 0
+        before = after
+    return time.monotonic() - started
