@@ -81,7 +81,7 @@ async def readyz(request: Request) -> Response:
 
 def anonymous_allowed(settings: Settings) -> bool:
     """Without keys, only a server bound to loopback serves anonymous callers."""
-    return is_loopback(settings.host)
+    return settings.auth == "auto" and is_loopback(settings.host)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -103,8 +103,8 @@ def create_app(settings: Settings) -> Starlette:
             await store.close()
 
     graphql = PersonaGraphQL(
-        build_schema(),
-        graphql_ide="graphiql" if settings.graphiql else None,
+        build_schema(settings),
+        graphql_ide="graphiql" if settings.graphiql and not settings.production else None,
     )
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
 import os
@@ -17,8 +18,11 @@ from typing import Any
 import uvicorn
 
 from personas import logs
-from personas.embedded import EmbeddedDatabase, EmbeddedDatabaseError
+from personas.auth import generate_key, is_loopback
+from personas.domain import ApiKey, DomainError, InvalidInput, parse_scopes, validate_tenant
+from personas.embedded import EmbeddedDatabase, EmbeddedDatabaseError, reach
 from personas.settings import ENVIRONMENT, Settings, SettingsError
+from personas.store import PersonaStore
 
 log = logging.getLogger("personas")
 
@@ -39,6 +43,11 @@ DESCRIPTIONS: dict[str, str] = {
     "PERSONAS_DB_TIMEOUT_MS": "database operation timeout in milliseconds",
     "PERSONAS_EMBEDDED_START_TIMEOUT": "seconds the embedded database may take to start",
     "PERSONAS_MAX_BODY_BYTES": "largest request body accepted, in bytes",
+    "PERSONAS_AUTH": "auto (anonymous on loopback while no API key exists) or required",
+    "PERSONAS_GRAPHQL_MAX_DEPTH": "deepest GraphQL selection accepted",
+    "PERSONAS_GRAPHQL_MAX_ALIASES": "most aliases in one GraphQL operation",
+    "PERSONAS_GRAPHQL_MAX_TOKENS": "most tokens in one GraphQL document",
+    "PERSONAS_GRAPHQL_CACHE_SIZE": "parsed and validated GraphQL documents kept",
 }
 
 EXAMPLES = """\
@@ -95,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="personas",
         description="Persona API: LLM personas with JSON metadata over GraphQL and REST.\n\n"
         "  personas serve [--host H] [--port P] [--data-dir D] [--workers N]\n"
-        "  personas schema\n\n"
+        "  personas schema\n"
+        "  personas keys create --tenant T --scopes read,write [--name N] | list | revoke ID\n\n"
         "Without MONGODB_URI, `serve` starts an embedded SecantusDB database with its\n"
         "data under the data directory; set MONGODB_URI (and PERSONAS_DB_NAME) to use\n"
         "MongoDB instead.",
@@ -132,6 +142,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="uvicorn worker processes (PERSONAS_WORKERS, default 1)",
     )
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    keys = commands.add_parser(
+        "keys",
+        help="create, list and revoke API keys",
+        description="Manage API keys in the database: MONGODB_URI's, or the embedded one of\n"
+        "the data directory (the running server's, or one started for the command).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    keys.add_argument("--data-dir", metavar="D", type=Path, help="embedded database data directory")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser("create", help="create a key; its secret is shown once")
+    create.add_argument("--tenant", required=True, help="the tenant the key acts for")
+    create.add_argument(
+        "--scopes", required=True, help="comma-separated: read, write, admin (e.g. read,write)"
+    )
+    create.add_argument("--name", help="a label, e.g. the service that uses the key")
+    key_commands.add_parser("list", help="list keys (never their secrets)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("id", help="the key id shown by create or list")
     return parser
 
 
@@ -141,16 +169,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return print_schema()
     try:
         settings = Settings.from_env().replace(
-            host=arguments.host,
-            port=arguments.port,
+            host=getattr(arguments, "host", None),
+            port=getattr(arguments, "port", None),
             data_dir=arguments.data_dir,
-            workers=arguments.workers,
+            workers=getattr(arguments, "workers", None),
         )
     except SettingsError as error:
         print(f"personas: configuration error: {error}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level)
     try:
+        if arguments.command == "keys":
+            return manage_keys(settings, arguments)
         return serve(settings)
     except EmbeddedDatabaseError as error:
         log.error("cannot start: %s", error)
@@ -205,6 +235,82 @@ def uvicorn_log_config(level: str) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """MONGODB_URI, or the embedded database of the data directory."""
+    if settings.mongodb_uri is not None:
+        yield settings.mongodb_uri
+        return
+    with reach(settings.data_dir, settings.embedded_start_timeout) as uri:
+        yield uri
+
+
+def manage_keys(settings: Settings, arguments: argparse.Namespace) -> int:
+    with database(settings) as uri:
+        return asyncio.run(_manage_keys(uri, settings, arguments))
+
+
+async def _manage_keys(uri: str, settings: Settings, arguments: argparse.Namespace) -> int:
+    store = PersonaStore.connect(uri, settings.db_name, settings.db_timeout_ms)
+    try:
+        if arguments.keys_command == "create":
+            tenant = validate_tenant(arguments.tenant)
+            scopes = parse_scopes(arguments.scopes)
+            new = generate_key()
+            key = await store.create_key(new.id, new.secret_hash, tenant, scopes, arguments.name)
+            print(f"created API key {key.id} for tenant {key.tenant} ({_scopes(key)})")
+            print("send it as 'Authorization: Bearer <key>'; it is shown only this once:")
+            print(new.token)
+        elif arguments.keys_command == "list":
+            print(f"{'ID':<18} {'TENANT':<20} {'SCOPES':<18} {'CREATED':<20} {'STATE':<8} NAME")
+            for key in await store.keys():
+                state = "revoked" if key.revoked_at else "active"
+                created = key.created_at.strftime("%Y-%m-%d %H:%M:%S")
+                print(
+                    f"{key.id:<18} {key.tenant:<20} {_scopes(key):<18} {created:<20} "
+                    f"{state:<8} {key.name or ''}"
+                )
+        else:
+            key = await store.revoke_key(arguments.id)
+            print(f"revoked API key {key.id} of tenant {key.tenant}")
+    except DomainError as error:
+        print(f"personas keys: {error.message}", file=sys.stderr)
+        return 2 if isinstance(error, InvalidInput) else 1
+    finally:
+        await store.close()
+    return 0
+
+
+def _scopes(key: ApiKey) -> str:
+    return ",".join(sorted(key.scopes))
+
+
+async def _has_keys(uri: str, settings: Settings) -> bool:
+    store = PersonaStore.connect(uri, settings.db_name, settings.db_timeout_ms)
+    try:
+        return await store.has_keys()
+    finally:
+        await store.close()
+
+
+def access_refusal(settings: Settings, keys_exist: bool) -> str | None:
+    """Why the server must not start without API keys, if it must not."""
+    if keys_exist:
+        return None
+    if settings.auth == "required":
+        return (
+            "PERSONAS_AUTH=required but no API key exists: create one with "
+            "`personas keys create --tenant T --scopes read,write` first"
+        )
+    if not is_loopback(settings.host):
+        return (
+            f"refusing to serve on {settings.host} without API keys: anyone could read and "
+            "change every persona. Create a key with `personas keys create --tenant T "
+            "--scopes read,write`, or bind to 127.0.0.1"
+        )
+    return None
+
+
 def serve(settings: Settings) -> int:
     embedded: EmbeddedDatabase | None = None
     with stopped_by_signals():
@@ -220,7 +326,21 @@ def serve(settings: Settings) -> int:
                 )
                 os.environ["MONGODB_URI"] = uri
             else:
+                uri = settings.mongodb_uri
                 log.info("using MongoDB from MONGODB_URI, database %s", settings.db_name)
+            keys_exist = asyncio.run(_has_keys(uri, settings))
+            refusal = access_refusal(settings, keys_exist)
+            if refusal is not None:
+                log.error("cannot start: %s", refusal)
+                return 1
+            if not keys_exist:
+                log.warning(
+                    "no API key exists: anonymous callers act for tenant 'default' with every "
+                    "scope, because the server is bound to loopback (%s); create a key with "
+                    "`personas keys create` or set PERSONAS_AUTH=required to require keys",
+                    settings.host,
+                )
+            os.environ["PERSONAS_HOST"] = settings.host
             uvicorn.run(
                 "personas.app:app_from_environment",
                 factory=True,

@@ -15,7 +15,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -287,3 +288,31 @@ class EmbeddedDatabase:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextmanager
+def reach(data_dir: Path, start_timeout: float = 30.0) -> Iterator[str]:
+    """The address of the embedded database of `data_dir`: the running server's when one
+    runs (as recorded in `server.json`), else one started for the duration."""
+    database = EmbeddedDatabase(data_dir, start_timeout)
+    try:
+        uri = database.start()
+    except EmbeddedDatabaseError:
+        running = _recorded_uri(database.address_path)
+        if running is None:
+            raise
+        yield running
+        return
+    try:
+        yield uri
+    finally:
+        database.stop()
+
+
+def _recorded_uri(address_path: Path) -> str | None:
+    try:
+        recorded = json.loads(address_path.read_text())
+    except (OSError, ValueError):
+        return None
+    uri = recorded.get("uri") if isinstance(recorded, dict) else None
+    return uri if isinstance(uri, str) and wait_until_ready(uri, timeout=2.0) else None

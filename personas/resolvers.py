@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import strawberry
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.scalars import JSON
-from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from personas import domain
@@ -25,6 +33,7 @@ from personas.schema import (
     PersonaSchema,
     UpdatePersonaInput,
 )
+from personas.settings import Settings
 
 ContextInfo = Info[Context, None]
 Filters = list[MetadataFilter] | None
@@ -91,7 +100,6 @@ class Query:
         counts = await context.store.metadata_values(context.principal, stored, query, size)
         return [MetadataValueCount(value=item.value, count=item.count) for item in counts]
 
-
     @strawberry.field(description="One version of a persona, also after it was deleted.")
     async def persona_revision(
         self, info: ContextInfo, id: strawberry.ID, version: int
@@ -113,9 +121,7 @@ class Query:
 
 ExpectedVersion = Annotated[
     int | None,
-    strawberry.argument(
-        description="Refuse with CONFLICT unless the persona is at this version."
-    ),
+    strawberry.argument(description="Refuse with CONFLICT unless the persona is at this version."),
 ]
 
 
@@ -236,15 +242,18 @@ class Mutation:
         return Persona.from_domain(restored)
 
 
-def build_schema() -> strawberry.Schema:
-    return PersonaSchema(
-        query=Query,
-        mutation=Mutation,
-        extensions=[
-            DomainErrors,
-            lambda: QueryDepthLimiter(max_depth=12),
-            lambda: MaxAliasesLimiter(max_alias_count=30),
-            lambda: MaxTokensLimiter(max_token_count=5000),
-        ],
-        config=StrawberryConfig(),
-    )
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    """The schema with its guards: depth, alias and token limits, bounded caches, and in
+    production no introspection and no field suggestions."""
+    settings = settings or Settings()
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: DomainErrors(hide_suggestions=settings.production),
+        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+        lambda: ParserCache(maxsize=settings.graphql_cache_size),
+        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        lambda: ValidationCache(maxsize=settings.graphql_cache_size),
+    ]
+    if settings.production:
+        extensions.append(DisableIntrospection)
+    return PersonaSchema(query=Query, mutation=Mutation, extensions=extensions)

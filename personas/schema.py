@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -266,9 +267,33 @@ def _expected(error: GraphQLError) -> bool:
     )
 
 
+_SUGGESTION = re.compile(r"\s*Did you mean .*\?$")
+
+
+def without_suggestion(error: GraphQLError) -> GraphQLError:
+    """The error without its "Did you mean ...?" hint, which would reveal the schema."""
+    message = _SUGGESTION.sub("", error.message)
+    if message == error.message:
+        return error
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=error.extensions,
+    )
+
+
 class DomainErrors(SchemaExtension):
+    def __init__(self, hide_suggestions: bool = False) -> None:
+        self.hide_suggestions = hide_suggestions
+
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
         if isinstance(result, ExecutionResult | GraphQLExecutionResult) and result.errors:
-            result.errors = [present_error(error) for error in result.errors]
+            errors = [present_error(error) for error in result.errors]
+            if self.hide_suggestions:
+                errors = [without_suggestion(error) for error in errors]
+            result.errors = errors

@@ -47,6 +47,7 @@ def _parse_list(raw: str) -> tuple[str, ...]:
 
 
 ENVS = ("development", "production")
+AUTH_MODES = ("auto", "required")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -75,6 +76,11 @@ class Settings:
     db_timeout_ms: int = 5000
     embedded_start_timeout: float = 30.0
     max_body_bytes: int = 1024 * 1024
+    auth: str = "auto"
+    graphql_max_depth: int = 12
+    graphql_max_aliases: int = 30
+    graphql_max_tokens: int = 5000
+    graphql_cache_size: int = 1000
 
     @property
     def production(self) -> bool:
@@ -140,6 +146,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "max_body_bytes": (lambda size: size >= 1, "must be at least 1 byte"),
     "env": (lambda env: env in ENVS, f"must be one of {', '.join(ENVS)}"),
+    "auth": (lambda mode: mode in AUTH_MODES, f"must be one of {', '.join(AUTH_MODES)}"),
+    "graphql_max_depth": (lambda limit: limit >= 1, "must be at least 1"),
+    "graphql_max_aliases": (lambda limit: limit >= 0, "must be at least 0"),
+    "graphql_max_tokens": (lambda limit: limit >= 1, "must be at least 1"),
+    "graphql_cache_size": (lambda size: size >= 1, "must be at least 1"),
     "log_level": (lambda level: level in LOG_LEVELS, f"must be one of {', '.join(LOG_LEVELS)}"),
 }
 """The rules a setting's value must keep, each with its message."""
@@ -158,6 +169,11 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PERSONAS_DB_TIMEOUT_MS": ("db_timeout_ms", _parse_int),
     "PERSONAS_EMBEDDED_START_TIMEOUT": ("embedded_start_timeout", _parse_float),
     "PERSONAS_MAX_BODY_BYTES": ("max_body_bytes", _parse_int),
+    "PERSONAS_AUTH": ("auth", _parse_choice(*AUTH_MODES)),
+    "PERSONAS_GRAPHQL_MAX_DEPTH": ("graphql_max_depth", _parse_int),
+    "PERSONAS_GRAPHQL_MAX_ALIASES": ("graphql_max_aliases", _parse_int),
+    "PERSONAS_GRAPHQL_MAX_TOKENS": ("graphql_max_tokens", _parse_int),
+    "PERSONAS_GRAPHQL_CACHE_SIZE": ("graphql_cache_size", _parse_int),
 }
 """Every environment variable the service reads, with the setting it fills."""
 

@@ -40,6 +40,11 @@ PARSED: list[tuple[str, str, str, Any]] = [
     ("PERSONAS_DB_TIMEOUT_MS", "250", "db_timeout_ms", 250),
     ("PERSONAS_EMBEDDED_START_TIMEOUT", "2.5", "embedded_start_timeout", 2.5),
     ("PERSONAS_MAX_BODY_BYTES", "2048", "max_body_bytes", 2048),
+    ("PERSONAS_AUTH", "Required", "auth", "required"),
+    ("PERSONAS_GRAPHQL_MAX_DEPTH", "8", "graphql_max_depth", 8),
+    ("PERSONAS_GRAPHQL_MAX_ALIASES", "0", "graphql_max_aliases", 0),
+    ("PERSONAS_GRAPHQL_MAX_TOKENS", "900", "graphql_max_tokens", 900),
+    ("PERSONAS_GRAPHQL_CACHE_SIZE", "64", "graphql_cache_size", 64),
 ]
 
 
