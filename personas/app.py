@@ -18,6 +18,7 @@ from strawberry.asgi import GraphQL
 
 from personas import domain, rest
 from personas.auth import Authentication, Authenticator, is_loopback
+from personas.http import JsonBodies
 from personas.resolvers import build_schema
 from personas.schema import Context
 from personas.settings import Settings
@@ -115,6 +116,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.add_middleware(Authentication)
+    app.add_middleware(JsonBodies)
     app.add_middleware(rest.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

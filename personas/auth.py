@@ -10,10 +10,10 @@ import secrets
 import time
 from dataclasses import dataclass
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from personas.domain import ANONYMOUS, ApiKey, Principal, Unauthenticated
+from personas.domain import ANONYMOUS, ApiKey, Principal, Unauthenticated, Unavailable
+from personas.http import refuse
 from personas.store import PersonaStore
 
 log = logging.getLogger("personas.auth")
@@ -134,8 +134,19 @@ class Authentication:
         try:
             authenticator: Authenticator = scope["app"].state.authenticator
             principal = await authenticator.principal(authorization)
+        except Unavailable as error:
+            await refuse(scope, send, 503, error.code, "Service unavailable", error.message)
+            return
         except Unauthenticated as error:
-            await _refuse(scope, send, error.message)
+            await refuse(
+                scope,
+                send,
+                401,
+                error.code,
+                "Unauthenticated",
+                error.message,
+                [(b"www-authenticate", b'Bearer realm="personas"')],
+            )
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
@@ -146,29 +157,3 @@ def _graphiql_page(scope: Scope) -> bool:
     if scope["path"] != "/graphql" or scope["method"] != "GET" or scope["query_string"]:
         return False
     return any(name == b"accept" and b"text/html" in value for name, value in scope["headers"])
-
-
-async def _refuse(scope: Scope, send: Send, message: str) -> None:
-    body: dict[str, object]
-    if scope["path"].startswith("/graphql"):
-        content_type = b"application/json"
-        body = {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
-    else:
-        content_type = b"application/problem+json"
-        body = {
-            "type": "about:blank",
-            "title": "Unauthenticated",
-            "status": 401,
-            "detail": message,
-        }
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", content_type),
-                (b"www-authenticate", b'Bearer realm="personas"'),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": orjson.dumps(body)})
