@@ -193,3 +193,101 @@ def test_the_log_configuration_given_to_uvicorn_writes_json_lines() -> None:
     assert [(line["logger"], line["msg"]) for line in lines] == [
         ("uvicorn.error", "worker started")
     ]
+
+
+# -- API keys and secure-by-default start ----------------------------------------------
+
+
+def created_token(result: subprocess.CompletedProcess[str]) -> tuple[str, str]:
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    key_id = lines[0].split()[3]
+    return key_id, lines[-1]
+
+
+def test_keys_are_managed_without_a_running_server(tmp_path: Path) -> None:
+    created = run(
+        "keys",
+        "--data-dir",
+        str(tmp_path),
+        "create",
+        "--tenant",
+        "acme",
+        "--scopes",
+        "read,write",
+        "--name",
+        "billing",
+    )
+    key_id, token = created_token(created)
+    assert token.startswith(f"pk_{key_id}_")
+    assert len(token.split("_", 2)[2]) >= 22  # at least 128 random bits, url-safe base64
+    listed = run("keys", "--data-dir", str(tmp_path), "list")
+    assert listed.returncode == 0
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(key_id))
+    assert row.split()[1:3] == ["acme", "read,write"]
+    assert row.split()[-1] == "billing"
+    assert token.split("_", 2)[2] not in listed.stdout
+    revoked = run("keys", "--data-dir", str(tmp_path), "revoke", key_id)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoked" in run("keys", "--data-dir", str(tmp_path), "list").stdout
+    again = run("keys", "--data-dir", str(tmp_path), "revoke", key_id)
+    assert again.returncode == 1
+    assert processes_using(tmp_path) == []
+
+
+def test_bad_key_options_are_refused(tmp_path: Path) -> None:
+    bad_scope = run(
+        "keys", "--data-dir", str(tmp_path), "create", "--tenant", "acme", "--scopes", "read,root"
+    )
+    assert bad_scope.returncode == 2
+    assert "scopes" in bad_scope.stderr
+    bad_tenant = run(
+        "keys", "--data-dir", str(tmp_path), "create", "--tenant", "a b", "--scopes", "read"
+    )
+    assert bad_tenant.returncode == 2
+    assert "tenant" in bad_tenant.stderr
+
+
+def test_keys_reach_the_database_of_a_running_server(server: Server) -> None:
+    anonymous = httpx.post(
+        f"http://127.0.0.1:{server.port}/graphql",
+        json={"query": '{ metadataValues(path: "tags") { count } }'},
+    )
+    assert anonymous.status_code == 200
+    created = run(
+        "keys", "--data-dir", str(server.data_dir), "create", "--tenant", "acme", "--scopes", "read"
+    )
+    _, token = created_token(created)
+    query = {"query": '{ metadataValues(path: "tags") { count } }'}
+    url = f"http://127.0.0.1:{server.port}/graphql"
+    deadline = time.monotonic() + 10
+    while httpx.post(url, json=query).status_code != 401:  # the server rechecks every 5 s
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    authorized = httpx.post(url, json=query, headers={"authorization": f"Bearer {token}"})
+    assert authorized.status_code == 200
+    assert authorized.json() == {"data": {"metadataValues": []}}
+
+
+def test_serving_beyond_loopback_without_keys_is_refused(tmp_path: Path) -> None:
+    result = run(
+        "serve", "--host", "0.0.0.0", "--port", str(free_port()), "--data-dir", str(tmp_path)
+    )
+    assert result.returncode == 1
+    assert "refusing to serve on 0.0.0.0 without API keys" in result.stderr
+    assert "embedded database stopped" in result.stderr
+    assert processes_using(tmp_path) == []
+
+
+def test_required_auth_without_keys_is_refused(tmp_path: Path) -> None:
+    environment = {**clean_environment(), "PERSONAS_AUTH": "required"}
+    result = subprocess.run(
+        [PERSONAS, "serve", "--port", str(free_port()), "--data-dir", str(tmp_path)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "PERSONAS_AUTH=required but no API key exists" in result.stderr

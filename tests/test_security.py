@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from pymongo import MongoClient
 from starlette.applications import Starlette
 
 from personas.app import create_app
@@ -90,6 +92,20 @@ async def keys(secured: Starlette) -> dict[str, tuple[str, str]]:
 
 def caller(http: httpx.AsyncClient, keys: dict[str, tuple[str, str]], name: str) -> Caller:
     return Caller(http, keys[name][1])
+
+
+async def test_keys_are_stored_only_as_hashes(secured: Starlette, settings: Settings) -> None:
+    key_id, token = await issue(secured.state.store, "acme", "read")
+    assert settings.mongodb_uri is not None
+    raw: MongoClient[dict[str, Any]] = MongoClient(settings.mongodb_uri)
+    try:
+        stored = raw[settings.db_name]["api_keys"].find_one({"_id": key_id})
+    finally:
+        raw.close()
+    assert stored is not None
+    secret = token.split("_", 2)[2]
+    assert secret not in str(stored)
+    assert stored["hash"] == hashlib.sha256(secret.encode()).hexdigest()
 
 
 async def test_missing_unknown_and_malformed_keys_are_unauthenticated(
