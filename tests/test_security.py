@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,8 +13,8 @@ import pytest
 from pymongo import MongoClient
 from starlette.applications import Starlette
 
-from personas.app import create_app
-from personas.auth import generate_key
+from personas.app import anonymous_allowed, create_app
+from personas.auth import Authenticator, generate_key
 from personas.settings import Settings
 from personas.store import PersonaStore
 
@@ -384,19 +386,22 @@ async def test_metadata_injection_is_refused(
     assert (await acme.data(LIST))["personas"]["nodes"] == []
 
 
+def unprepared_app(settings: Settings) -> Starlette:
+    """An app whose database never answered (its lifespan would wait for it)."""
+    application = create_app(settings)
+    store = PersonaStore.connect(
+        settings.mongodb_uri or "", settings.db_name, settings.db_timeout_ms
+    )
+    application.state.store = store
+    application.state.authenticator = Authenticator(store, anonymous_allowed(settings))
+    return application
+
+
 async def test_unreachable_database_is_a_clean_503(settings: Settings) -> None:
     closed = settings.replace(
         mongodb_uri="mongodb://127.0.0.1:9/?directConnection=true", db_timeout_ms=300
     )
-    application = create_app(closed)
-    from personas.store import PersonaStore as Store
-
-    store = Store.connect(closed.mongodb_uri or "", closed.db_name, 300)
-    application.state.store = store
-    from personas.app import anonymous_allowed
-    from personas.auth import Authenticator
-
-    application.state.authenticator = Authenticator(store, anonymous_allowed(closed))
+    application = unprepared_app(closed)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=application), base_url="http://t"
     ) as client:
@@ -405,4 +410,31 @@ async def test_unreachable_database_is_a_clean_503(settings: Settings) -> None:
         body = (await client.post("/graphql", json={"query": VALUES})).json()
         assert body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
         assert "Traceback" not in str(body)
-    await store.close()
+        rest = await client.get("/v1/personas")
+        assert rest.status_code == 503
+        assert rest.headers["content-type"] == "application/problem+json"
+    await application.state.store.close()
+
+
+async def test_a_database_that_hangs_times_out_without_blocking_others(
+    settings: Settings,
+) -> None:
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        hanging = settings.replace(
+            mongodb_uri=f"mongodb://127.0.0.1:{port}/?directConnection=true",
+            db_timeout_ms=1500,
+        )
+        application = unprepared_app(hanging)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://t"
+        ) as client:
+            slow = asyncio.create_task(client.post("/graphql", json={"query": VALUES}))
+            await asyncio.sleep(0.2)
+            assert (await client.get("/healthz")).status_code == 200
+            assert not slow.done()
+            body = (await slow).json()
+            assert body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+        await application.state.store.close()
