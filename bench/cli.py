@@ -299,12 +299,14 @@ def finish_row(
     target = scenarios.TARGETS[name]
     for key in MEASURED:
         row.setdefault(key, None)
+    errors = row.get("errors") or {}
     row.update(
         status=status,
         reason=reason,
         description=scenarios.DESCRIPTIONS[name],
         target=str(target),
         met=target.met(row["ratio"]) if status == "ok" else None,
+        valid=status == "ok" and not any(errors.values()),
     )
     return row
 

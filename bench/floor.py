@@ -138,6 +138,15 @@ async def rest_personas(request: Request) -> Response:
     )
 
 
+STATUS = {"BAD_USER_INPUT": 400, "NOT_FOUND": 404, "SERVICE_UNAVAILABLE": 503}
+
+
+async def domain_error(request: Request, error: Exception) -> Response:
+    """Expected errors as a short JSON body (so that load tests see a status, not a 500)."""
+    assert isinstance(error, domain.DomainError)
+    return respond({"code": error.code, "message": error.message}, STATUS.get(error.code, 500))
+
+
 async def healthz(request: Request) -> Response:
     return respond({"status": "ok"})
 
@@ -149,7 +158,9 @@ def create_floor(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = PersonaStore.connect(uri, settings.db_name, settings.db_timeout_ms)
+        store = PersonaStore.connect(
+            uri, settings.db_name, settings.db_timeout_ms, settings.indexed_paths
+        )
         app.state.store = store
         try:
             yield
@@ -164,7 +175,11 @@ def create_floor(settings: Settings) -> Starlette:
         Route("/v1/personas/{persona_id}", rest_persona_by_id, methods=["GET"]),
         Route("/v1/personas", rest_personas, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={domain.DomainError: domain_error},
+    )
 
 
 def floor_from_environment() -> Starlette:

@@ -95,13 +95,19 @@ def ratio(name: str, summary: dict[str, Any]) -> float | None:
 # The table
 
 
+def shorten(text: str, limit: int = 240) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _number(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def _verdict(met: bool | None, status: str) -> str:
+def _verdict(met: bool | None, status: str, valid: bool = True) -> str:
     if status != "ok":
         return status.upper()
+    if not valid:
+        return "ERRORS"
     return {True: "met", False: "NOT MET", None: "-"}[met]
 
 
@@ -121,19 +127,25 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"{label:<18} {_number(row['subject_rps']):>13} {_number(row['floor_rps']):>11} "
             f"{_number(row['ratio'], 2):>6} {TARGETS[name]!s:>8} "
-            f"{_verdict(row['met'], row['status']):>8} {_number(row['p50_ms']):>8} "
-            f"{_number(row['p99_ms']):>8} {_number(row['floor_p50_ms']):>9} "
+            f"{_verdict(row['met'], row['status'], row['valid']):>8} "
+            f"{_number(row['p50_ms']):>8} {_number(row['p99_ms']):>8} "
+            f"{_number(row['floor_p50_ms']):>9} "
             f"{_number(row['floor_p99_ms']):>9} "
             f"{sum(errors.values()) if errors else '-':>7}"
         )
         if row["status"] != "ok":
-            notes.append(f"{name}: {row['status']}: {row['reason']}")
+            notes.append(f"{name}: {row['status']}: {shorten(row['reason'])}")
+        elif not row["valid"]:
+            notes.append(
+                f"{name}: requests failed under load ({errors}); the numbers are not "
+                "comparable: see the servers' logs (--work-dir keeps them)"
+            )
         elif row.get("same_answer") is False:
             notes.append(f"{name}: the subject and the floor answered differently")
     rss = results.get("rss")
     if rss is not None:
         growth = results["rss_growth_mib"]
-        verdict = _verdict(rss.get("met"), rss["status"])
+        verdict = _verdict(rss.get("met"), rss["status"], not rss.get("errors"))
         shown = "-" if growth is None else f"{growth:.1f} MiB"
         detail = ""
         if rss["status"] == "ok":
@@ -146,7 +158,9 @@ def table(results: dict[str, Any]) -> str:
             f"{verdict:>8}{detail}"
         )
         if rss["status"] != "ok":
-            notes.append(f"{RSS_GROWTH}: {rss['status']}: {rss['reason']}")
+            notes.append(f"{RSS_GROWTH}: {rss['status']}: {shorten(rss['reason'])}")
+        elif rss["errors"]:
+            notes.append(f"{RSS_GROWTH}: requests failed ({rss['errors']}): see the server's log")
         elif not rss["complete"]:
             notes.append(
                 f"{RSS_GROWTH}: only {rss['completed']:,} of {rss['requests']:,} requests were "
