@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -13,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -220,10 +222,17 @@ class Bench:
             raise Failed(str(error)) from None
 
     def answer(self, server: Server, request: Request) -> tuple[int, Any]:
-        with httpx.Client(base_url=server.base_url, timeout=CHECK_TIMEOUT) as client:
-            response = client.request(
-                request.method, request.target, content=request.body, headers=dict(request.headers)
-            )
+        """One request's status and decoded body (status 0: no answer, and why)."""
+        try:
+            with httpx.Client(base_url=server.base_url, timeout=CHECK_TIMEOUT) as client:
+                response = client.request(
+                    request.method,
+                    request.target,
+                    content=request.body,
+                    headers=dict(request.headers),
+                )
+        except httpx.HTTPError as error:
+            return 0, f"no answer: {error!r}"
         try:
             return response.status_code, orjson.loads(response.content)
         except orjson.JSONDecodeError:
@@ -232,6 +241,7 @@ class Bench:
 
 def check(bench: Bench, comparison: Comparison) -> bool | None:
     """One request per side must get a right answer; True when both answered the same."""
+    bench.idle()
     answers = []
     for role, side in (("subject", comparison.subject), ("floor", comparison.floor)):
         status, answer = bench.answer(side.server, side.requests[0])
@@ -328,6 +338,7 @@ def run_comparison(bench: Bench, comparison: Comparison) -> dict[str, Any]:
 
 def walk_pages(bench: Bench, pages: int) -> tuple[int, str | None]:
     """Follow the listing's cursors on the subject: the page reached and its `after` cursor."""
+    bench.idle()
     page, after = 1, None
     while page < pages:
         request = scenarios.graphql_listing("/graphql", scenarios.PAGE_SIZE, after)
@@ -439,6 +450,7 @@ def run_rss(bench: Bench) -> dict[str, Any]:
         "max_seconds": options.rss_max_seconds,
         "pid": subject.pid,
     }
+    bench.idle()
     status, answer = bench.answer(subject, requests[-1])
     try:
         if status != 200:
@@ -560,8 +572,15 @@ def make_driver(name: str, threads: int, timeout: float) -> Driver:
     return WrkDriver(threads=threads, timeout=timeout)
 
 
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (and SIGINT, even where a background start ignores it) stop the run cleanly."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, interrupt)
     try:
         driver = make_driver(arguments.driver, arguments.threads, arguments.timeout)
     except DriverError as error:
@@ -587,6 +606,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EmbeddedDatabaseError, ServerError) as error:
         print(f"bench: {error}\nbench: logs kept in {work_dir}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"bench: interrupted; servers stopped, logs kept in {work_dir}", file=sys.stderr)
+        return 130
     output: Path = arguments.output
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
