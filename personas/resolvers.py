@@ -7,6 +7,7 @@ from typing import Annotated
 
 import strawberry
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -246,12 +247,17 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     """The schema with its guards: depth, alias and token limits, bounded caches, and in
     production no introspection and no field suggestions."""
     settings = settings or Settings()
+    # The limiters' rules are built once: the validation cache is keyed by the rules, so
+    # rules made afresh for every request would never hit it.
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
+    ]
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: DomainErrors(hide_suggestions=settings.production),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         lambda: ParserCache(maxsize=settings.graphql_cache_size),
-        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=settings.graphql_cache_size),
     ]
     if settings.production:
