@@ -274,6 +274,7 @@ def validate_tags(tags: Sequence[object], field: str = "tags") -> list[str]:
     for index, tag in enumerate(tags):
         if not isinstance(tag, str) or not 1 <= len(tag) <= TAG_MAX:
             raise InvalidInput(f"{field}.{index}", f"tags are strings of 1 to {TAG_MAX} characters")
+        _check_text(tag, f"{field}.{index}")
     return list(dict.fromkeys(tag for tag in tags if isinstance(tag, str)))
 
 
@@ -339,6 +340,7 @@ def parse_id(raw: str, field: str = "id") -> str:
 def validate_name(value: object, field: str = "name") -> str:
     if not isinstance(value, str):
         raise InvalidInput(field, "must be a string")
+    _check_text(value, field)
     name = value.strip()
     if not 1 <= len(name) <= NAME_MAX:
         raise InvalidInput(field, f"must be 1 to {NAME_MAX} characters after trimming")
@@ -348,6 +350,7 @@ def validate_name(value: object, field: str = "name") -> str:
 def validate_content(value: object, field: str = "content") -> str:
     if not isinstance(value, str):
         raise InvalidInput(field, "must be a string")
+    _check_text(value, field)
     if not value.strip():
         raise InvalidInput(field, "must not be empty")
     if len(value) > CONTENT_MAX:
@@ -384,7 +387,9 @@ def _check_json(value: object, field: str, depth: int, keys: bool) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_json(item, f"{field}.{index}", depth + 1, keys)
-    elif isinstance(value, bool) or value is None or isinstance(value, str):
+    elif isinstance(value, str):
+        _check_text(value, field)
+    elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
@@ -396,7 +401,16 @@ def _check_json(value: object, field: str, depth: int, keys: bool) -> None:
         raise InvalidInput(field, f"{type(value).__name__} is not a JSON value")
 
 
+def _check_text(text: str, field: str) -> None:
+    """Text must be valid Unicode: no lone surrogates (they cannot be stored as UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(field, "text must be valid Unicode (no lone surrogates)") from None
+
+
 def _check_key(key: str, field: str) -> None:
+    _check_text(key, field)
     if not 1 <= len(key) <= KEY_MAX:
         raise InvalidInput(field, f"keys must be 1 to {KEY_MAX} characters")
     if key.startswith("$"):
@@ -447,6 +461,9 @@ def validate_path(path: object, field: str) -> str:
             raise InvalidInput(field, f"path segment {segment!r} must not start with '$'")
         if "\0" in segment:
             raise InvalidInput(field, "path must not contain NUL")
+        if segment.isdigit() and not segment.isascii():
+            raise InvalidInput(field, f"path segment {segment!r}: array positions are 0-9 digits")
+        _check_text(segment, field)
     return "metadata." + path
 
 
@@ -636,6 +653,7 @@ def persona_query(
         raise InvalidInput("orderBy", f"at most {ORDER_KEYS_MAX} sort keys are allowed")
     if search is not None:
         search = search.strip()
+        _check_text(search, "search")
         if len(search) > SEARCH_MAX:
             raise InvalidInput("search", f"must be at most {SEARCH_MAX} characters")
     return PersonaQuery(

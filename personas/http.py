@@ -43,7 +43,8 @@ async def refuse(
 
 
 class JsonBodies:
-    """POST, PUT and PATCH must send JSON (`application/json` or `application/*+json`).
+    """POST, PUT and PATCH bodies must be JSON (`application/json` or `application/*+json`);
+    a request with neither body nor media type goes on, to be answered by its route.
 
     Refusing every other media type with 415 also stops cross-site form posts: a
     browser cannot send JSON to another origin without a preflight.
@@ -57,10 +58,15 @@ class JsonBodies:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in self.METHODS:
             media_type = ""
+            has_body = False
             for name, value in scope["headers"]:
                 if name == b"content-type":
                     media_type = value.decode("latin-1").partition(";")[0].strip().lower()
-            if not is_json(media_type):
+                elif name == b"transfer-encoding" or (
+                    name == b"content-length" and value.strip() not in (b"", b"0")
+                ):
+                    has_body = True
+            if (has_body or media_type) and not is_json(media_type):
                 await refuse(
                     scope,
                     send,

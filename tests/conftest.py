@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -68,8 +69,9 @@ class GraphQLClient:
         self.http = http
 
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = json.dumps({"query": query, "variables": variables or {}})  # ASCII, \u-escaped
         response = await self.http.post(
-            "/graphql", json={"query": query, "variables": variables or {}}
+            "/graphql", content=body, headers={"content-type": "application/json"}
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()

@@ -394,6 +394,10 @@ INVALID_CREATES: list[tuple[dict[str, Any], str]] = [
     ({"name": "ok", "content": "x", "metadata": {"deep": {"$where": "1"}}}, "metadata.deep"),
     ({"name": "ok", "content": "x", "metadata": {"list": [{"$gt": 1}]}}, "metadata.list.0"),
     ({"name": "ok", "content": "x", "metadata": {"big": 2**63}}, "metadata.big"),
+    ({"name": "bad \ud800", "content": "x"}, "name"),
+    ({"name": "ok", "content": "\udfff"}, "content"),
+    ({"name": "ok", "content": "x", "metadata": {"k": "\ud800"}}, "metadata.k"),
+    ({"name": "ok", "content": "x", "metadata": {"\ud800": 1}}, "metadata"),
 ]
 
 
@@ -446,6 +450,9 @@ async def test_invalid_update_writes_nothing(
         ({"path": "a\u0000b", "value": 1}, "metadataFilter.0"),
         ({"path": ".".join(["a"] * 17), "value": 1}, "metadataFilter.0"),
         ({"path": "k" * 257, "value": 1}, "metadataFilter.0"),
+        ({"path": "a.\u00b9", "value": 1}, "metadataFilter.0"),
+        ({"path": "a.\u2460", "value": 1}, "metadataFilter.0"),
+        ({"path": "a.\ud800", "value": 1}, "metadataFilter.0"),
         ({"path": "a", "value": {"$ne": None}}, "metadataFilter.0.value"),
     ],
 )

@@ -343,6 +343,17 @@ async def test_non_json_bodies_are_unsupported(
     assert (await acme.data(LIST))["personas"]["nodes"] == []
 
 
+async def test_a_request_without_body_reaches_its_route(
+    http: httpx.AsyncClient, keys: dict[str, tuple[str, str]]
+) -> None:
+    acme = caller(http, keys, "acme")
+    assert (await http.put("/v1/openapi.json", headers=acme.headers)).status_code == 405
+    assert (await http.post("/v1/nothing-here", headers=acme.headers)).status_code == 404
+    empty = await http.post("/v1/personas", headers=acme.headers)
+    assert empty.status_code == 400
+    assert (await acme.data(LIST))["personas"]["nodes"] == []
+
+
 async def test_oversized_body_is_refused(
     http: httpx.AsyncClient, keys: dict[str, tuple[str, str]]
 ) -> None:
