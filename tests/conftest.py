@@ -69,9 +69,9 @@ class GraphQLClient:
         self.http = http
 
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        body = json.dumps({"query": query, "variables": variables or {}})  # ASCII, \u-escaped
+        request = json.dumps({"query": query, "variables": variables or {}})  # \u-escaped ASCII
         response = await self.http.post(
-            "/graphql", content=body, headers={"content-type": "application/json"}
+            "/graphql", content=request, headers={"content-type": "application/json"}
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
