@@ -57,6 +57,8 @@ def _problems(*statuses: int) -> dict[str, Any]:
         401: "Unauthorized",
         403: "Forbidden",
         404: "NotFound",
+        409: "Conflict",
+        412: "PreconditionFailed",
         413: "ContentTooLarge",
         415: "UnsupportedMediaType",
         500: "InternalServerError",
@@ -100,7 +102,17 @@ def _schemas() -> dict[str, Any]:
         "examples": [{"tags": ["prod", "approved"], "version": "2.0.0", "status": "production"}],
     }
     persona_fields = {"name": name, "content": content, "metadata": metadata}
+    metadata_patch = {
+        **metadata,
+        "description": (
+            "A merge patch of the metadata object: each key given replaces that key (objects "
+            "are merged the same way, recursively), null deletes it; null clears the metadata. "
+            "The result follows the metadata rules."
+        ),
+        "examples": [{"status": "approved", "deployment": {"region": "eu"}, "draft": None}],
+    }
     timestamp = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC."}
+    version = {"type": "integer", "minimum": 1}
     return {
         "MetadataKey": {"type": "string", "pattern": f"^{_KEY}$"},
         "MetadataValue": {
@@ -144,6 +156,58 @@ def _schemas() -> dict[str, Any]:
             "required": ["name", "content"],
             "additionalProperties": False,
             "properties": persona_fields,
+        },
+        "PersonaPatch": {
+            "type": "object",
+            "description": (
+                "A JSON merge patch (RFC 7396) of the persona: only the members given change."
+            ),
+            "minProperties": 1,
+            "additionalProperties": False,
+            "properties": {"name": name, "content": content, "metadata": metadata_patch},
+        },
+        "Revision": {
+            "type": "object",
+            "description": "A persona as one change left it; never changed afterwards.",
+            "required": [
+                "persona_id",
+                "version",
+                "name",
+                "content",
+                "metadata",
+                "operation",
+                "actor",
+                "created_at",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "persona_id": {"type": "string", "pattern": "^[0-9a-f]{24}$"},
+                "version": version,
+                "name": {"type": "string"},
+                "content": {"type": "string"},
+                "metadata": {"type": ["object", "null"]},
+                "operation": {
+                    "enum": [item.value for item in domain.Operation],
+                    "description": "The change that made this version.",
+                },
+                "actor": {
+                    "type": ["string", "null"],
+                    "description": "Id of the API key that made the change; null if anonymous.",
+                },
+                "created_at": timestamp,
+            },
+        },
+        "RevisionList": {
+            "type": "object",
+            "required": ["data", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {
+                "data": {"type": "array", "items": _ref("schemas", "Revision")},
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass as `cursor` for the next page; null on the last page.",
+                },
+            },
         },
         "PersonaUpdate": {
             "type": "object",
@@ -192,6 +256,10 @@ def _schemas() -> dict[str, Any]:
                 "title": {"type": "string"},
                 "status": {"type": "integer"},
                 "detail": {"type": "string"},
+                "current_version": {
+                    "type": "integer",
+                    "description": "With 412 (and 409): the persona's version now.",
+                },
                 "errors": {
                     "type": "array",
                     "description": "With bad input: each field and the rule it broke.",
@@ -218,6 +286,22 @@ def _parameters() -> dict[str, Any]:
             "required": True,
             "description": "24 hexadecimal characters (surrounding whitespace is ignored).",
             "schema": {"type": "string", "pattern": _padded("[0-9a-fA-F]{24}")},
+        },
+        "IfMatch": {
+            "name": "If-Match",
+            "in": "header",
+            "description": (
+                "Write only if the persona is at this version: the ETag of a response about it "
+                '(`"3"`), or `*` for any existing persona. Another version is a 412 and writes '
+                'nothing; a list, a weak tag (`W/"3"`) or anything else is a 400.'
+            ),
+            "schema": {"type": "string", "pattern": r'^(?:\*|"[1-9][0-9]{0,17}")$'},
+        },
+        "RevisionVersion": {
+            "name": "version",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": domain.INT64_MAX},
         },
         "Limit": {
             "name": "limit",
@@ -312,17 +396,43 @@ def _responses() -> dict[str, Any]:
             "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
         },
         "Forbidden": _problem_response("The API key lacks the scope this needs."),
-        "NotFound": _problem_response("No persona with this id."),
+        "NotFound": _problem_response("No persona with this id (or no such version of it)."),
+        "Conflict": _problem_response("The persona changed while the change was applied."),
+        "PreconditionFailed": _problem_response(
+            "If-Match named another version than the persona's (`current_version`); nothing "
+            "was written."
+        ),
         "ContentTooLarge": _problem_response("The request body is over the size limit."),
-        "UnsupportedMediaType": _problem_response("The body is not sent as application/json."),
+        "UnsupportedMediaType": {
+            **_problem_response(
+                "The body is not sent as application/json (for PATCH: not as "
+                "application/merge-patch+json)."
+            ),
+            "headers": {"Accept-Patch": {"schema": {"type": "string"}}},
+        },
         "InternalServerError": _problem_response("Unexpected error (details are logged)."),
         "ServiceUnavailable": _problem_response("The database is unavailable; try again."),
+    }
+
+
+def _headers() -> dict[str, Any]:
+    return {
+        "ETag": {
+            "description": (
+                'The persona\'s version as a strong entity tag, e.g. `"3"`: send it back in '
+                "If-Match to write only that version."
+            ),
+            "required": True,
+            "schema": {"type": "string", "pattern": '^"[1-9][0-9]*"$'},
+        }
     }
 
 
 def document() -> dict[str, Any]:
     persona = _json(_ref("schemas", "Persona"))
     persona_id = _ref("parameters", "PersonaId")
+    if_match = _ref("parameters", "IfMatch")
+    etag = {"ETag": _ref("headers", "ETag")}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -349,7 +459,8 @@ def document() -> dict[str, Any]:
                                 "Location": {
                                     "description": "/v1/personas/{id}",
                                     "schema": {"type": "string"},
-                                }
+                                },
+                                **etag,
                             },
                             "content": persona,
                         },
@@ -381,27 +492,86 @@ def document() -> dict[str, Any]:
                     "operationId": "getPersona",
                     "summary": "Get a persona",
                     "responses": {
-                        "200": {"description": "The persona.", "content": persona},
+                        "200": {"description": "The persona.", "headers": etag, "content": persona},
                         **_problems(400, 404),
                     },
                 },
                 "put": {
                     "operationId": "updatePersona",
                     "summary": "Replace the given fields of a persona",
+                    "parameters": [if_match],
                     "requestBody": {
                         "required": True,
                         "content": _json(_ref("schemas", "PersonaUpdate")),
                     },
                     "responses": {
-                        "200": {"description": "The updated persona.", "content": persona},
-                        **_problems(400, 404, 413, 415),
+                        "200": {
+                            "description": "The updated persona.",
+                            "headers": etag,
+                            "content": persona,
+                        },
+                        **_problems(400, 404, 412, 413, 415),
+                    },
+                },
+                "patch": {
+                    "operationId": "patchPersona",
+                    "summary": "Change what a JSON merge patch (RFC 7396) names",
+                    "parameters": [if_match],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/merge-patch+json": {
+                                "schema": _ref("schemas", "PersonaPatch")
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The patched persona.",
+                            "headers": etag,
+                            "content": persona,
+                        },
+                        **_problems(400, 404, 409, 412, 413, 415),
                     },
                 },
                 "delete": {
                     "operationId": "deletePersona",
-                    "summary": "Delete a persona",
+                    "summary": "Delete a persona (its revisions stay)",
+                    "parameters": [if_match],
                     "responses": {
                         "204": {"description": "Deleted."},
+                        **_problems(400, 404, 412),
+                    },
+                },
+            },
+            "/v1/personas/{id}/revisions": {
+                "parameters": [persona_id],
+                "get": {
+                    "operationId": "listPersonaRevisions",
+                    "summary": (
+                        "A persona's revisions, newest first, also after its deletion (none for "
+                        "an unknown id)"
+                    ),
+                    "parameters": [_ref("parameters", "Limit"), _ref("parameters", "Cursor")],
+                    "responses": {
+                        "200": {
+                            "description": "One page.",
+                            "content": _json(_ref("schemas", "RevisionList")),
+                        },
+                        **_problems(400),
+                    },
+                },
+            },
+            "/v1/personas/{id}/revisions/{version}": {
+                "parameters": [persona_id, _ref("parameters", "RevisionVersion")],
+                "get": {
+                    "operationId": "getPersonaRevision",
+                    "summary": "One version of a persona, also after its deletion",
+                    "responses": {
+                        "200": {
+                            "description": "The revision.",
+                            "content": _json(_ref("schemas", "Revision")),
+                        },
                         **_problems(400, 404),
                     },
                 },
@@ -453,5 +623,6 @@ def document() -> dict[str, Any]:
             "schemas": _schemas(),
             "parameters": _parameters(),
             "responses": _responses(),
+            "headers": _headers(),
         },
     }

@@ -9,7 +9,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -27,9 +27,14 @@ from personas.store import PersonaStore
 
 log = logging.getLogger("personas.rest")
 
+T = TypeVar("T")
+
 PREFIX: Final = "/v1"
 FIELDS: Final = ("name", "content", "metadata")
 """What a POST or PUT body may hold."""
+VERSION_MAX: Final = domain.INT64_MAX
+MERGE_PATCH: Final = "application/merge-patch+json"
+"""The one media type PATCH takes: a JSON merge patch (RFC 7396)."""
 
 STATUS: Final[Mapping[type[DomainError], int]] = {
     domain.InvalidInput: 400,
@@ -78,8 +83,37 @@ def persona_json(persona: domain.Persona) -> dict[str, Any]:
     }
 
 
+def revision_json(revision: domain.Revision) -> dict[str, Any]:
+    return {
+        "persona_id": revision.persona_id,
+        "version": revision.version,
+        "name": revision.name,
+        "content": revision.content,
+        "metadata": revision.metadata,
+        "operation": revision.operation.value,
+        "actor": revision.actor,
+        "created_at": timestamp(revision.created_at),
+    }
+
+
 def location(persona_id: str) -> str:
     return f"{PREFIX}/personas/{persona_id}"
+
+
+def entity_tag(version: int) -> str:
+    """A persona's strong entity tag: its version in quotes."""
+    return f'"{version}"'
+
+
+def persona_response(
+    persona: domain.Persona, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A persona, with its version as the ETag."""
+    return JSONResponse(
+        persona_json(persona),
+        status_code=status_code,
+        headers={**(headers or {}), "ETag": entity_tag(persona.version)},
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -108,6 +142,11 @@ async def http_error(request: Request, error: Exception) -> Response:
     return problem(error.status_code, detail, error.headers)
 
 
+async def precondition_failed(request: Request, error: Exception) -> Response:
+    assert isinstance(error, PreconditionFailed)
+    return problem(412, error.detail, current_version=error.current_version)
+
+
 async def body_too_large(request: Request, error: Exception) -> Response:
     assert isinstance(error, BodyTooLarge)
     return problem(413, error.detail, {"Connection": "close"})
@@ -124,9 +163,19 @@ class BodyTooLarge(Exception):
         super().__init__(self.detail)
 
 
+class PreconditionFailed(Exception):
+    """If-Match named another version than the persona's: 412, where GraphQL says CONFLICT."""
+
+    def __init__(self, detail: str, current_version: int) -> None:
+        self.detail = detail
+        self.current_version = current_version
+        super().__init__(detail)
+
+
 EXCEPTION_HANDLERS: Final = {
     HTTPException: http_error,
     DomainError: domain_error,
+    PreconditionFailed: precondition_failed,
     BodyTooLarge: body_too_large,
     Exception: unexpected_error,
 }
@@ -136,8 +185,8 @@ EXCEPTION_HANDLERS: Final = {
 # Request bodies (the app's JsonBodies middleware has already refused other media types)
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    """The request body: a JSON object holding only FIELDS."""
+async def json_body(request: Request) -> object:
+    """The request body: any JSON value, read strictly."""
     raw = await request.body()
     try:
         orjson.loads(raw)
@@ -145,13 +194,66 @@ async def json_object(request: Request) -> dict[str, Any]:
         raise InvalidInput("body", f"not valid JSON ({error})") from None
     # orjson checked the text strictly (UTF-8, no NaN, no lone surrogates) but reads integers
     # beyond 64 bits as floats; json keeps them exact, so the domain refuses them as in GraphQL.
-    body = json.loads(raw)
+    body: object = json.loads(raw)
+    return body
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request body: a JSON object holding only FIELDS."""
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise InvalidInput("body", "must be a JSON object")
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise InvalidInput(unknown[0], f"unknown field; the body takes {', '.join(FIELDS)}")
     return body
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+# ---------------------------------------------------------------------------
+# Preconditions: If-Match with the ETag a response carried
+
+_ENTITY_TAG = re.compile(r'"([1-9][0-9]{0,17})"')
+
+
+def if_match(values: Sequence[str]) -> int | None:
+    """The version If-Match requires: None when there is no header or it is `*` (any current
+    persona). We only send strong tags, one per persona, so a list or a weak tag (which never
+    matches under the strong comparison If-Match uses) is a mistake worth saying so: 400."""
+    if not values:
+        return None
+    raw = ",".join(values).strip()
+    if raw == "*":
+        return None
+    if "," in raw:
+        raise InvalidInput("If-Match", 'give one entity tag, e.g. "3", or *; lists are not taken')
+    if raw.startswith("W/"):
+        raise InvalidInput(
+            "If-Match",
+            f"weak entity tags never match (If-Match compares strongly); send {raw[2:]}, the ETag "
+            "as it was sent",
+        )
+    match = _ENTITY_TAG.fullmatch(raw)
+    if match is None:
+        raise InvalidInput(
+            "If-Match",
+            'must be * or the ETag of a persona response: its version in quotes, e.g. "3"',
+        )
+    return int(match[1])
+
+
+async def conditional(request: Request, write: Callable[[int | None], Awaitable[T]]) -> T:
+    """`write` given the version If-Match requires; a persona at another version is 412."""
+    expected = if_match(request.headers.getlist("if-match"))
+    try:
+        return await write(expected)
+    except domain.Conflict as conflict:
+        if expected is None or conflict.current_version is None:
+            raise
+        raise PreconditionFailed(conflict.message, conflict.current_version) from None
 
 
 # ---------------------------------------------------------------------------
@@ -268,22 +370,30 @@ def integer(raw: str | None, field: str) -> int | None:
     return int(raw)
 
 
+def plain_parameters(items: Sequence[tuple[str, str]], allowed: Sequence[str]) -> dict[str, str]:
+    """The parameters, each from `allowed` and given at most once."""
+    plain: dict[str, str] = {}
+    for name, value in items:
+        if name not in allowed:
+            raise InvalidInput(name, "unknown query parameter")
+        if name in plain:
+            raise InvalidInput(name, "given more than once")
+        plain[name] = value
+    return plain
+
+
 def split_parameters(
     items: Sequence[tuple[str, str]], allowed: Sequence[str]
 ) -> tuple[dict[str, str], list[FilterSpec]]:
     """The plain parameters (from `allowed`, each at most once) and the metadata filters."""
-    plain: dict[str, str] = {}
     specs: list[FilterSpec] = []
+    others: list[tuple[str, str]] = []
     for name, value in items:
         if name.startswith("metadata."):
             specs += filter_specs(name, value)
-        elif name not in allowed:
-            raise InvalidInput(name, "unknown query parameter")
-        elif name in plain:
-            raise InvalidInput(name, "given more than once")
         else:
-            plain[name] = value
-    return plain, specs
+            others.append((name, value))
+    return plain_parameters(others, allowed), specs
 
 
 def persona_query(
@@ -320,6 +430,12 @@ def _persona_id(request: Request) -> str:
     return domain.parse_id(request.path_params["id"])
 
 
+def revision_number(raw: str, field: str = "version") -> int:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= VERSION_MAX):
+        raise InvalidInput(field, f"must be a version: an integer from 1 to {VERSION_MAX}")
+    return int(raw)
+
+
 async def create_persona(request: Request) -> Response:
     body = await json_object(request)
     for field in ("name", "content"):
@@ -327,9 +443,7 @@ async def create_persona(request: Request) -> Response:
             raise InvalidInput(field, "is required")
     new = domain.new_persona(body["name"], body["content"], body.get("metadata"))
     created = await _store(request).create(_principal(request), new)
-    return JSONResponse(
-        persona_json(created), status_code=201, headers={"Location": location(created.id)}
-    )
+    return persona_response(created, 201, {"Location": location(created.id)})
 
 
 async def list_personas(request: Request) -> Response:
@@ -354,21 +468,66 @@ async def get_persona(request: Request) -> Response:
     found = await _store(request).get(_principal(request), persona_id)
     if found is None:
         raise domain.NotFound(f"persona {persona_id} not found")
-    return JSONResponse(persona_json(found))
+    return persona_response(found)
 
 
 async def update_persona(request: Request) -> Response:
     persona_id = _persona_id(request)
     body = await json_object(request)
     changes = domain.persona_changes(**{field: body.get(field, domain.UNSET) for field in FIELDS})
-    updated = await _store(request).update(_principal(request), persona_id, changes)
-    return JSONResponse(persona_json(updated))
+    store, principal = _store(request), _principal(request)
+    updated = await conditional(
+        request, lambda expected: store.update(principal, persona_id, changes, expected)
+    )
+    return persona_response(updated)
+
+
+async def patch_persona(request: Request) -> Response:
+    persona_id = _persona_id(request)
+    given = media_type(request)
+    if given != MERGE_PATCH:
+        raise HTTPException(
+            415,
+            f"send a PATCH body as {MERGE_PATCH} (RFC 7396), not {given or 'nothing'}",
+            {"Accept-Patch": MERGE_PATCH},
+        )
+    patch = await json_body(request)
+    store, principal = _store(request), _principal(request)
+    patched = await conditional(
+        request, lambda expected: store.patch(principal, persona_id, patch, expected)
+    )
+    return persona_response(patched)
 
 
 async def delete_persona(request: Request) -> Response:
     persona_id = _persona_id(request)
-    await _store(request).delete(_principal(request), persona_id)
+    store, principal = _store(request), _principal(request)
+    await conditional(request, lambda expected: store.delete(principal, persona_id, expected))
     return Response(status_code=204)
+
+
+async def list_revisions(request: Request) -> Response:
+    persona_id = _persona_id(request)
+    plain = plain_parameters(request.query_params.multi_items(), ("limit", "cursor"))
+    size = domain.page_size(integer(plain.get("limit"), "limit"), "limit")
+    cursor = plain.get("cursor")
+    before = None if cursor is None else domain.decode_revision_cursor(cursor, persona_id, "cursor")
+    page = await _store(request).revisions(_principal(request), persona_id, size, before)
+    return JSONResponse(
+        {
+            "data": [revision_json(item) for item in page.items],
+            "next_cursor": page.end_cursor if page.has_next else None,
+        }
+    )
+
+
+async def get_revision(request: Request) -> Response:
+    persona_id = _persona_id(request)
+    version = revision_number(request.path_params["version"])
+    found = await _store(request).revision(_principal(request), persona_id, version)
+    if found is None:
+        raise domain.NotFound(f"persona {persona_id} has no version {version}")
+    return JSONResponse(revision_json(found))
 
 
 async def metadata_values(request: Request) -> Response:
@@ -420,7 +579,16 @@ def routes() -> list[BaseRoute]:
             resource(
                 "/personas/{id}",
                 "persona",
-                {"GET": get_persona, "PUT": update_persona, "DELETE": delete_persona},
+                {
+                    "GET": get_persona,
+                    "PUT": update_persona,
+                    "PATCH": patch_persona,
+                    "DELETE": delete_persona,
+                },
+            ),
+            resource("/personas/{id}/revisions", "persona_revisions", {"GET": list_revisions}),
+            resource(
+                "/personas/{id}/revisions/{version}", "persona_revision", {"GET": get_revision}
             ),
             resource("/metadata/values", "metadata_values", {"GET": metadata_values}),
             resource("/openapi.json", "openapi", {"GET": openapi_document}),

@@ -241,7 +241,14 @@ async def test_a_deleted_persona_is_gone_for_put_and_delete(
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/nope", "/v1/personas/", f"/v1/personas/{'0' * 24}/revisions", "/v1/%0A"]
+    "path",
+    [
+        "/v1/nope",
+        "/v1/personas/",
+        f"/v1/personas/{'0' * 24}/history",
+        f"/v1/personas/{'0' * 24}/revisions/1/name",
+        "/v1/%0A",
+    ],
 )
 async def test_an_unknown_path_is_a_404_problem(client: httpx.AsyncClient, path: str) -> None:
     await problem(await client.get(path), 404)
@@ -251,8 +258,10 @@ async def test_an_unknown_path_is_a_404_problem(client: httpx.AsyncClient, path:
     ("method", "path", "allowed"),
     [
         ("DELETE", PERSONAS, {"GET", "HEAD", "POST"}),
-        ("PATCH", PERSONAS + "/{id}", {"GET", "HEAD", "PUT", "DELETE"}),
-        ("POST", PERSONAS + "/{id}", {"GET", "HEAD", "PUT", "DELETE"}),
+        ("PATCH", PERSONAS, {"GET", "HEAD", "POST"}),
+        ("POST", PERSONAS + "/{id}", {"GET", "HEAD", "PUT", "PATCH", "DELETE"}),
+        ("POST", PERSONAS + "/{id}/revisions", {"GET", "HEAD"}),
+        ("DELETE", PERSONAS + "/{id}/revisions/1", {"GET", "HEAD"}),
         ("POST", "/v1/metadata/values", {"GET", "HEAD"}),
         ("DELETE", "/v1/openapi.json", {"GET", "HEAD"}),
     ],
