@@ -498,7 +498,8 @@ def run_rss(bench: Bench) -> dict[str, Any]:
         completed=sent.requests,
         errors=sent.errors,
         seconds=round(sent.seconds, 1),
-        complete=sent.requests + sent.error_count >= options.rss_requests,
+        complete=sent.requests + sent.errors.get("timeout", 0) + sent.errors.get("read", 0)
+        >= options.rss_requests,
         met=scenarios.TARGETS[scenarios.RSS_GROWTH].met(growth),
     )
     log(

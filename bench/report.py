@@ -159,9 +159,9 @@ def table(results: dict[str, Any]) -> str:
         )
         if rss["status"] != "ok":
             notes.append(f"{RSS_GROWTH}: {rss['status']}: {shorten(rss['reason'])}")
-        elif rss["errors"]:
+        if rss["status"] == "ok" and rss["errors"]:
             notes.append(f"{RSS_GROWTH}: requests failed ({rss['errors']}): see the server's log")
-        elif not rss["complete"]:
+        if rss["status"] == "ok" and not rss["complete"]:
             notes.append(
                 f"{RSS_GROWTH}: only {rss['completed']:,} of {rss['requests']:,} requests were "
                 f"answered within {rss['max_seconds']:g} s (--rss-max-seconds)"
