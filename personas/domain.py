@@ -558,9 +558,8 @@ def merge(clauses: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-INDEXABLE_OPERATORS: Final = frozenset(
-    {Operator.EQ, Operator.IN, Operator.ALL, Operator.PREFIX, *RANGE_OPERATORS}
-)
+HINTED_OPERATORS: Final = frozenset({Operator.ALL, Operator.PREFIX})
+"""Conditions an index narrows but a simple query planner may not pair with it by itself."""
 
 
 # ---------------------------------------------------------------------------
@@ -619,11 +618,12 @@ class PersonaQuery:
         """Ordered by a metadata path: sort values are computed per document."""
         return any(key.field.startswith("metadata.") for key in self.order)
 
-    def indexed_field(self, indexed: Iterable[str]) -> str | None:
-        """The first filtered field an index can narrow, if any."""
+    def hinted_field(self, indexed: Iterable[str]) -> str | None:
+        """An indexed field to name to the planner: the first `ALL` or `PREFIX` condition on
+        one. Other conditions are left to the planner, which indexes them itself."""
         available = set(indexed)
         for item in self.all_of:
-            if item.field in available and item.op in INDEXABLE_OPERATORS:
+            if item.field in available and item.op in HINTED_OPERATORS:
                 return item.field
         return None
 
