@@ -47,7 +47,7 @@ clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
 # Not part of `make test`: seeds 10,000 personas, starts the server and the floor, drives
-# load with wrk (docs/performance.md). Options: make bench BENCH_ARGS="--rounds 2 --duration 5"
+# load with wrk (README: Performance). Options: make bench BENCH_ARGS="--rounds 2 --duration 5"
 .PHONY: bench
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
