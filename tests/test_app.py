@@ -1,0 +1,67 @@
+import json
+import logging
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.types import Message
+
+from personas.logs import JsonFormatter
+
+
+async def test_healthz_answers_while_the_process_lives(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_pings_the_database(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok"
+
+
+async def test_a_caller_leaving_before_its_body_is_not_an_error(
+    app: Starlette, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"40")],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    with caplog.at_level(logging.INFO):
+        await app(scope, receive, send)
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert not [message for message in sent if message["type"] == "http.response.start"]
+
+
+async def test_each_request_is_one_structured_access_log_line(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="personas.access"):
+        await client.get("/healthz")
+    [record] = [record for record in caplog.records if record.name == "personas.access"]
+    line = json.loads(JsonFormatter().format(record))
+    assert line["method"] == "GET"
+    assert line["path"] == "/healthz"
+    assert line["status"] == 200
+    assert line["duration_ms"] >= 0
+    assert line["level"] == "info"
