@@ -170,7 +170,8 @@ class PersonaStore:
         await self.ensure_indexes()
 
     async def adopt_legacy_personas(self) -> int:
-        """Personas stored before tenants and versions existed join `default` at version 1."""
+        """Personas stored before tenants and versions existed join `default` at version 1,
+        last updated when created."""
         async with _translated():
             tenants = await self._personas.update_many(
                 {"tenant": {"$exists": False}}, {"$set": {"tenant": ANONYMOUS.tenant}}
@@ -181,7 +182,10 @@ class PersonaStore:
             nulls = await self._personas.update_many(
                 {"metadata": {"$type": "null"}}, {"$unset": {"metadata": ""}}
             )
-        return tenants.modified_count + versions.modified_count + nulls.modified_count
+            updated = await self._personas.update_many(
+                {"updated_at": {"$exists": False}}, [{"$set": {"updated_at": "$created_at"}}]
+            )
+        return sum(result.modified_count for result in (tenants, versions, nulls, updated))
 
     async def ensure_indexes(self) -> None:
         """Create the indexes listings need (idempotent)."""
@@ -229,69 +233,43 @@ class PersonaStore:
     async def find(
         self, principal: Principal, query: PersonaQuery, first: int, after: Cursor | None = None
     ) -> Page:
-        """One page of a listing, after `after`; keyset-paginated under any order."""
+        """One page of a listing, after `after`; keyset-paginated under any order.
+
+        One pipeline: the filter first (where an index serves it), then the position of
+        the cursor as a stage of its own, so that page 50 is found the way page 1 is.
+        Metadata orders compare computed sort values (`sort_expression`)."""
         require(principal, "read")
-        position = None if after is None else [*after.values, ObjectId(after.id)]
+        order = query.sort()
+        computed = query.by_metadata
+        names = [
+            f"_sort{index}" if computed else key.field for index, key in enumerate(query.order)
+        ]
+        sort = [
+            (name, direction) for name, (_, direction) in zip([*names, "_id"], order, strict=True)
+        ]
+        pipeline: list[dict[str, Any]] = [{"$match": self._scoped(principal, *query.clauses())}]
+        if computed:
+            expressions = zip(names, query.order, strict=True)
+            pipeline.append(
+                {"$addFields": {name: sort_expression(key) for name, key in expressions}}
+            )
+        if after is not None:
+            position = [*after.values, ObjectId(after.id)]
+            after_position = keyset_expression if computed else keyset_filter
+            pipeline.append({"$match": after_position(sort, position)})
+        pipeline += [{"$sort": dict(sort)}, {"$limit": first + 1}, {"$project": _PROJECTION}]
         async with _translated():
-            if query.by_metadata:
-                documents = await self._find_computed(principal, query, first, position)
-            else:
-                documents = await self._find_indexed(principal, query, first, position)
+            cursor = await self._personas.aggregate(pipeline, **self._hint(query))
+            documents = await cursor.to_list(first + 1)
         items = documents[:first]
         return Page(
             items=[_persona(document) for document in items],
             cursors=[
-                encode_cursor(
-                    query,
-                    [document[f"_sort{index}"] for index in range(len(query.order))],
-                    str(document["_id"]),
-                )
-                for document in items
+                encode_cursor(query, [item[name] for name in names], str(item["_id"]))
+                for item in items
             ],
             has_next=len(documents) > first,
         )
-
-    async def _find_indexed(
-        self, principal: Principal, query: PersonaQuery, first: int, position: list[Any] | None
-    ) -> list[dict[str, Any]]:
-        sort = query.sort()
-        clauses = query.clauses()
-        if position is not None:
-            clauses.append(keyset_filter(sort, position))
-        documents = await self._personas.find(
-            self._scoped(principal, *clauses),
-            _PROJECTION,
-            sort=sort,
-            limit=first + 1,
-            **self._hint(query),
-        ).to_list(first + 1)
-        for document in documents:
-            for index, key in enumerate(query.order):
-                document[f"_sort{index}"] = document[key.field]
-        return documents
-
-    async def _find_computed(
-        self, principal: Principal, query: PersonaQuery, first: int, position: list[Any] | None
-    ) -> list[dict[str, Any]]:
-        computed = [f"_sort{index}" for index in range(len(query.order))]
-        pipeline: list[dict[str, Any]] = [
-            {"$match": self._scoped(principal, *query.clauses())},
-            {
-                "$addFields": {
-                    name: sort_expression(key)
-                    for name, key in zip(computed, query.order, strict=True)
-                }
-            },
-        ]
-        sort = [
-            (name, direction)
-            for name, (_, direction) in zip([*computed, "_id"], query.sort(), strict=True)
-        ]
-        if position is not None:
-            pipeline.append({"$match": keyset_expression(sort, position)})
-        pipeline += [{"$sort": dict(sort)}, {"$limit": first + 1}, {"$project": _PROJECTION}]
-        cursor = await self._personas.aggregate(pipeline, **self._hint(query))
-        return await cursor.to_list(first + 1)
 
     async def count(self, principal: Principal, query: PersonaQuery) -> int:
         require(principal, "read")

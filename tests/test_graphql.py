@@ -178,7 +178,7 @@ async def test_persona_stored_before_metadata_existed_reads_null(
         )
     finally:
         legacy.close()
-    assert await store.adopt_legacy_personas() == 2
+    assert await store.adopt_legacy_personas() == 3
     persona_id = str(result.inserted_id)
     fetched = (await gql.data(GET, {"id": persona_id}))["persona"]
     assert fetched["metadata"] is None
@@ -187,6 +187,13 @@ async def test_persona_stored_before_metadata_existed_reads_null(
     data = await gql.data(UPDATE, {"id": persona_id, "input": {"metadata": {"tags": ["prod"]}}})
     assert data["updatePersona"]["version"] == 2
     assert await ids_matching(gql, {"path": "tags", "value": "prod"}) == [persona_id]
+    by_update = """
+    query { personas(orderBy: [{field: UPDATED_AT, direction: DESC}], first: 1) {
+      nodes { id } pageInfo { endCursor } } }
+    """
+    page = (await gql.data(by_update))["personas"]
+    assert page["nodes"] == [{"id": persona_id}]
+    assert page["pageInfo"]["endCursor"]
 
 
 # -- metadataFilter -------------------------------------------------------------
