@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -22,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from personas import domain
+from personas.rest import persona_json as rest_persona
 from personas.settings import Settings
 from personas.store import PersonaStore
 
@@ -91,22 +91,6 @@ async def graphql_create_persona(request: Request) -> Response:
 
 
 # -- REST-shaped answers -------------------------------------------------------------------
-
-
-def timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def rest_persona(persona: domain.Persona) -> dict[str, Any]:
-    return {
-        "id": persona.id,
-        "name": persona.name,
-        "content": persona.content,
-        "metadata": persona.metadata,
-        "version": persona.version,
-        "created_at": timestamp(persona.created_at),
-        "updated_at": timestamp(persona.updated_at),
-    }
 
 
 async def rest_persona_by_id(request: Request) -> Response:
