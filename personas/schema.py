@@ -252,11 +252,28 @@ def present_error(error: GraphQLError) -> GraphQLError:
     )
 
 
+def add_code(error: GraphQLError) -> None:
+    """A document refused before it ran gets the code clients switch on (in place: the
+    validation cache hands out the same error objects again)."""
+    if error.original_error is not None or error.path is not None:
+        return
+    if (error.extensions or {}).get("code"):
+        return
+    code = (
+        "GRAPHQL_PARSE_FAILED"
+        if error.message.startswith("Syntax Error")
+        else "GRAPHQL_VALIDATION_FAILED"
+    )
+    error.extensions = {**(error.extensions or {}), "code": code}
+
+
 class PersonaSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         """Log what went wrong unexpectedly; expected errors are the caller's business."""
+        for error in errors:
+            add_code(error)
         unexpected = [error for error in errors if not _expected(error)]
         super().process_errors(unexpected, execution_context)
 

@@ -477,6 +477,20 @@ async def test_at_most_twenty_filters(gql: GraphQLClient) -> None:
     assert await ids_matching(gql, *filters[:20]) == []
 
 
+@pytest.mark.parametrize(
+    ("query", "variables", "code"),
+    [
+        ("{ personas { nodes { id }", {}, "GRAPHQL_PARSE_FAILED"),
+        ("{ personas { nodes { nope } } }", {}, "GRAPHQL_VALIDATION_FAILED"),
+    ],
+)
+async def test_refused_documents_carry_a_code(
+    gql: GraphQLClient, query: str, variables: dict[str, Any], code: str
+) -> None:
+    error = await gql.error(query, variables)
+    assert error["extensions"]["code"] == code
+
+
 # -- schema, indexes, GraphiQL -------------------------------------------------------
 
 
