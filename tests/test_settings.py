@@ -137,3 +137,9 @@ def test_replace_keeps_a_zero_port() -> None:
 def test_replace_validates_the_result() -> None:
     with pytest.raises(SettingsError, match=r"^PERSONAS_WORKERS='0': must be at least 1$"):
         Settings().replace(workers=0)
+
+
+def test_the_readme_documents_every_variable() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [variable for variable in ENVIRONMENT if f"| `{variable}` |" not in readme]
+    assert missing == []
