@@ -378,6 +378,7 @@ class PersonaStore:
         field: str = "metadata",
     ) -> Persona:
         """One atomic update of a persona (version +1) and its revision."""
+        require(principal, "write")
         changes = {
             **update,
             "$set": {**update.get("$set", {}), "updated_at": now()},
@@ -440,7 +441,6 @@ class PersonaStore:
         operation: Operation = Operation.UPDATE,
     ) -> Persona:
         """Replace the given fields; metadata given as None is removed."""
-        require(principal, "write")
         replaced = changes.as_document()
         update: dict[str, Any] = {"$set": replaced}
         if "metadata" in replaced and replaced["metadata"] is None:
@@ -488,7 +488,6 @@ class PersonaStore:
         value: Any,
         expected_version: int | None = None,
     ) -> Persona:
-        require(principal, "write")
         return await self._change(
             principal,
             persona_id,
@@ -505,7 +504,6 @@ class PersonaStore:
         stored: str,
         expected_version: int | None = None,
     ) -> Persona:
-        require(principal, "write")
         return await self._change(
             principal,
             persona_id,
@@ -522,7 +520,6 @@ class PersonaStore:
         tags: list[str],
         expected_version: int | None = None,
     ) -> Persona:
-        require(principal, "write")
         return await self._change(
             principal,
             persona_id,
@@ -539,7 +536,6 @@ class PersonaStore:
         tags: list[str],
         expected_version: int | None = None,
     ) -> Persona:
-        require(principal, "write")
         return await self._change(
             principal,
             persona_id,
