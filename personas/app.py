@@ -63,7 +63,11 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = PersonaStore.connect(
-            uri, settings.db_name, settings.db_timeout_ms, settings.indexed_paths
+            uri,
+            settings.db_name,
+            settings.db_timeout_ms,
+            settings.indexed_paths,
+            settings.approval_policy,
         )
         app.state.store = store
         app.state.authenticator = Authenticator(store, anonymous_allowed(settings))

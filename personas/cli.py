@@ -48,6 +48,8 @@ DESCRIPTIONS: dict[str, str] = {
     "PERSONAS_GRAPHQL_MAX_ALIASES": "most aliases in one GraphQL operation",
     "PERSONAS_GRAPHQL_MAX_TOKENS": "most tokens in one GraphQL document",
     "PERSONAS_GRAPHQL_CACHE_SIZE": "parsed and validated GraphQL documents kept",
+    "PERSONAS_PROTECTED_LABELS": "comma-separated labels only the approve scope may move",
+    "PERSONAS_APPROVAL": "single, or two-person (nobody approves a version they made)",
 }
 
 EXAMPLES = """\
@@ -154,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = key_commands.add_parser("create", help="create a key; its secret is shown once")
     create.add_argument("--tenant", required=True, help="the tenant the key acts for")
     create.add_argument(
-        "--scopes", required=True, help="comma-separated: read, write, admin (e.g. read,write)"
+        "--scopes",
+        required=True,
+        help="comma-separated: read, write, approve, admin (e.g. read,write)",
     )
     create.add_argument("--name", help="a label, e.g. the service that uses the key")
     key_commands.add_parser("list", help="list keys (never their secrets)")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from personas.domain.labels import LABEL_PATTERN, ApprovalPolicy
 
 
 class SettingsError(ValueError):
@@ -48,6 +51,7 @@ def _parse_list(raw: str) -> tuple[str, ...]:
 
 ENVS = ("development", "production")
 AUTH_MODES = ("auto", "required")
+APPROVAL_MODES = ("single", "two-person")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -81,10 +85,18 @@ class Settings:
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 5000
     graphql_cache_size: int = 1000
+    protected_labels: tuple[str, ...] = ("production",)
+    approval: str = "single"
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def approval_policy(self) -> ApprovalPolicy:
+        return ApprovalPolicy(
+            protected=frozenset(self.protected_labels), two_person=self.approval == "two-person"
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -152,6 +164,14 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "graphql_max_tokens": (lambda limit: limit >= 1, "must be at least 1"),
     "graphql_cache_size": (lambda size: size >= 1, "must be at least 1"),
     "log_level": (lambda level: level in LOG_LEVELS, f"must be one of {', '.join(LOG_LEVELS)}"),
+    "protected_labels": (
+        lambda labels: all(re.fullmatch(LABEL_PATTERN, label) for label in labels),
+        "must be label names: lowercase letters, digits, '.', '_' or '-', comma-separated",
+    ),
+    "approval": (
+        lambda mode: mode in APPROVAL_MODES,
+        f"must be one of {', '.join(APPROVAL_MODES)}",
+    ),
 }
 """The rules a setting's value must keep, each with its message."""
 
@@ -174,6 +194,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PERSONAS_GRAPHQL_MAX_ALIASES": ("graphql_max_aliases", _parse_int),
     "PERSONAS_GRAPHQL_MAX_TOKENS": ("graphql_max_tokens", _parse_int),
     "PERSONAS_GRAPHQL_CACHE_SIZE": ("graphql_cache_size", _parse_int),
+    "PERSONAS_PROTECTED_LABELS": ("protected_labels", _parse_list),
+    "PERSONAS_APPROVAL": ("approval", _parse_choice(*APPROVAL_MODES)),
 }
 """Every environment variable the service reads, with the setting it fills."""
 

@@ -14,6 +14,7 @@ import pytest
 from starlette.applications import Starlette
 
 from personas.app import create_app
+from personas.auth import generate_key
 from personas.embedded import EmbeddedDatabase
 from personas.settings import Settings
 from personas.store import PersonaStore
@@ -93,3 +94,70 @@ class GraphQLClient:
 @pytest.fixture
 def gql(client: httpx.AsyncClient) -> GraphQLClient:
     return GraphQLClient(client)
+
+
+@pytest.fixture
+async def secured(settings: Settings) -> AsyncIterator[Starlette]:
+    """An app that requires API keys."""
+    application = create_app(settings.replace(auth="required"))
+    async with application.router.lifespan_context(application):
+        yield application
+        await application.state.store.drop_database()
+
+
+async def issue_key(store: PersonaStore, tenant: str, *scopes: str) -> tuple[str, str]:
+    """A new API key of `tenant` with `scopes`: its id and its token."""
+    new = generate_key()
+    await store.keys.create(new.id, new.secret_hash, tenant, frozenset(scopes), tenant)
+    return new.id, new.token
+
+
+def keyed_client(app: Starlette, token: str) -> httpx.AsyncClient:
+    """An HTTP client of `app` sending `token` as its API key."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://testserver",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+async def problem(
+    response: httpx.Response, status: int, field: str | None = None
+) -> dict[str, Any]:
+    """The RFC 9457 body of an error response, checked."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["type"] == "about:blank"
+    assert body["status"] == status
+    assert isinstance(body["title"], str)
+    assert body["title"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    assert "Traceback" not in response.text
+    if field is not None:
+        assert field in [error["field"] for error in body["errors"]], body
+        assert all(error["message"] for error in body["errors"])
+    return body
+
+
+def is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def processes_using(data_dir: Path) -> list[int]:
+    """Pids of the processes whose command line names `data_dir`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(data_dir).encode() in command:
+                found.append(int(entry.name))
+    return found

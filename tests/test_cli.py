@@ -18,7 +18,7 @@ import pytest
 
 from personas.cli import DESCRIPTIONS
 from personas.settings import ENVIRONMENT
-from tests.test_embedded import is_running, processes_using
+from tests.conftest import is_running, processes_using
 
 PERSONAS = str(Path(sys.executable).with_name("personas"))
 START_TIMEOUT = 30.0

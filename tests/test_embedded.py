@@ -17,28 +17,7 @@ from pymongo import MongoClient
 
 from personas import embedded
 from personas.embedded import EmbeddedDatabase, EmbeddedDatabaseError
-
-
-def is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def processes_using(data_dir: Path) -> list[int]:
-    """Pids of the processes whose command line names `data_dir`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if str(data_dir).encode() in command:
-                found.append(int(entry.name))
-    return found
+from tests.conftest import is_running, processes_using
 
 
 def lock_is_free(data_dir: Path) -> bool:

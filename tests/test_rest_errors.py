@@ -16,28 +16,9 @@ import pytest
 from personas import domain
 from personas.auth import generate_key
 from personas.store import PersonaStore
+from tests.conftest import problem
 
 PERSONAS = "/v1/personas"
-
-
-async def problem(
-    response: httpx.Response, status: int, field: str | None = None
-) -> dict[str, Any]:
-    """The RFC 9457 body of an error response, checked."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["type"] == "about:blank"
-    assert body["status"] == status
-    assert isinstance(body["title"], str)
-    assert body["title"]
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    assert "Traceback" not in response.text
-    if field is not None:
-        assert field in [error["field"] for error in body["errors"]], body
-        assert all(error["message"] for error in body["errors"])
-    return body
 
 
 async def stored(store: PersonaStore) -> int:

@@ -12,13 +12,9 @@ import pytest
 from starlette.applications import Starlette
 
 from personas import domain
-from personas.app import create_app
-from personas.auth import generate_key
 from personas.rest import handlers as rest
-from personas.settings import Settings
 from personas.store import PersonaStore
-from tests.conftest import GraphQLClient
-from tests.test_rest_errors import problem
+from tests.conftest import GraphQLClient, issue_key, keyed_client, problem
 
 PERSONAS = "/v1/personas"
 MERGE_PATCH = {"content-type": "application/merge-patch+json"}
@@ -624,24 +620,9 @@ async def test_a_bad_id_on_revision_routes_is_400(client: httpx.AsyncClient) -> 
 # -- tenants ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def secured(settings: Settings) -> AsyncIterator[Starlette]:
-    application = create_app(settings.replace(auth="required"))
-    async with application.router.lifespan_context(application):
-        yield application
-        await application.state.store.drop_database()
-
-
 async def tenant_client(app: Starlette, tenant: str) -> tuple[httpx.AsyncClient, str]:
-    new = generate_key()
-    store: PersonaStore = app.state.store
-    await store.keys.create(new.id, new.secret_hash, tenant, frozenset({"read", "write"}), tenant)
-    http = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://testserver",
-        headers={"Authorization": f"Bearer {new.token}"},
-    )
-    return http, new.id
+    key_id, token = await issue_key(app.state.store, tenant, "read", "write")
+    return keyed_client(app, token), key_id
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ from pymongo import MongoClient
 from starlette.applications import Starlette
 
 from personas.app import anonymous_allowed, create_app
-from personas.auth import Authenticator, generate_key
+from personas.auth import Authenticator
 from personas.settings import Settings
 from personas.store import PersonaStore
+from tests.conftest import issue_key
 
 FIELDS = "id name metadata version"
 CREATE = f"mutation($i: CreatePersonaInput!) {{ createPersona(input: $i) {{ {FIELDS} }} }}"
@@ -60,35 +61,20 @@ class Caller:
 
 
 @pytest.fixture
-async def secured(settings: Settings) -> AsyncIterator[Starlette]:
-    """An app that requires API keys."""
-    application = create_app(settings.replace(auth="required"))
-    async with application.router.lifespan_context(application):
-        yield application
-        await application.state.store.drop_database()
-
-
-@pytest.fixture
 async def http(secured: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=secured)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 
 
-async def issue(store: PersonaStore, tenant: str, *scopes: str) -> tuple[str, str]:
-    new = generate_key()
-    await store.keys.create(new.id, new.secret_hash, tenant, frozenset(scopes), "test")
-    return new.id, new.token
-
-
 @pytest.fixture
 async def keys(secured: Starlette) -> dict[str, tuple[str, str]]:
     store: PersonaStore = secured.state.store
     return {
-        "acme": await issue(store, "acme", "read", "write"),
-        "globex": await issue(store, "globex", "read", "write"),
-        "reader": await issue(store, "acme", "read"),
-        "writer": await issue(store, "acme", "write"),
+        "acme": await issue_key(store, "acme", "read", "write"),
+        "globex": await issue_key(store, "globex", "read", "write"),
+        "reader": await issue_key(store, "acme", "read"),
+        "writer": await issue_key(store, "acme", "write"),
     }
 
 
@@ -97,7 +83,7 @@ def caller(http: httpx.AsyncClient, keys: dict[str, tuple[str, str]], name: str)
 
 
 async def test_keys_are_stored_only_as_hashes(secured: Starlette, settings: Settings) -> None:
-    key_id, token = await issue(secured.state.store, "acme", "read")
+    key_id, token = await issue_key(secured.state.store, "acme", "read")
     assert settings.mongodb_uri is not None
     raw: MongoClient[dict[str, Any]] = MongoClient(settings.mongodb_uri)
     try:
@@ -134,7 +120,7 @@ async def test_revoked_key_stops_working(
     http: httpx.AsyncClient, secured: Starlette, settings: Settings
 ) -> None:
     store: PersonaStore = secured.state.store
-    key_id, token = await issue(store, "acme", "read")
+    key_id, token = await issue_key(store, "acme", "read")
     await store.keys.revoke(key_id)
     fresh = create_app(settings.replace(auth="required"))
     async with (
@@ -209,7 +195,7 @@ async def test_anonymous_access_on_loopback_only_while_no_key_exists(
             assert (response.status_code == 200) is allowed, host
             if allowed:
                 store: PersonaStore = application.state.store
-                await issue(store, "acme", "read")
+                await issue_key(store, "acme", "read")
                 late = create_app(settings.replace(host=host))
                 async with (
                     late.router.lifespan_context(late),

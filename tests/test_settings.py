@@ -45,6 +45,13 @@ PARSED: list[tuple[str, str, str, Any]] = [
     ("PERSONAS_GRAPHQL_MAX_ALIASES", "0", "graphql_max_aliases", 0),
     ("PERSONAS_GRAPHQL_MAX_TOKENS", "900", "graphql_max_tokens", 900),
     ("PERSONAS_GRAPHQL_CACHE_SIZE", "64", "graphql_cache_size", 64),
+    (
+        "PERSONAS_PROTECTED_LABELS",
+        "production, prod-eu",
+        "protected_labels",
+        ("production", "prod-eu"),
+    ),
+    ("PERSONAS_APPROVAL", "Two-Person", "approval", "two-person"),
 ]
 
 
@@ -85,6 +92,8 @@ def test_the_process_environment_is_read_by_default(monkeypatch: pytest.MonkeyPa
     ("variable", "raw", "rule"),
     [
         ("PERSONAS_PORT", "eighty", "whole number"),
+        ("PERSONAS_PROTECTED_LABELS", "Production", "label names"),
+        ("PERSONAS_APPROVAL", "three-person", "single, two-person"),
         ("PERSONAS_PORT", "8000.5", "whole number"),
         ("PERSONAS_PORT", "70000", "between 0 and 65535"),
         ("PERSONAS_PORT", "-1", "between 0 and 65535"),

@@ -8,14 +8,17 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
 from personas.domain.errors import InvalidInput
 from personas.domain.filters import PersonaQuery, SortKey
+from personas.domain.labels import LabelEvent
 from personas.domain.metadata import check_json
-from personas.domain.personas import Persona, Revision, parse_id
+from personas.domain.personas import Revision, parse_id
+
+T = TypeVar("T")
 
 
 def _pack(payload: object) -> str:
@@ -100,19 +103,37 @@ def decode_revision_cursor(raw: str, persona_id: str, field: str = "after") -> i
     return version
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
-    """What the store found for one page: the personas, their positions, and whether
-    more follow."""
+def encode_event_cursor(event: LabelEvent) -> str:
+    return _pack(["labels", event.persona_id, event.id])
 
-    items: list[Persona]
+
+def decode_event_cursor(raw: str, persona_id: str, field: str = "after") -> str:
+    """The id of the label event a history cursor points after."""
+    try:
+        kind, cursor_id, event_id = _unpack(raw)
+        event_id = parse_id(event_id, field)
+    except (ValueError, TypeError, binascii.Error, InvalidInput):
+        raise InvalidInput(field, "not a valid cursor") from None
+    if kind != "labels" or cursor_id != persona_id:
+        raise InvalidInput(field, "not a cursor of this persona's label history")
+    return str(event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Found(Generic[T]):
+    """What the store found for one page of a listing: the items, their positions, and
+    whether more follow."""
+
+    items: list[T]
     positions: list[Cursor]
     has_next: bool
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    items: list[Persona]
+class Page(Generic[T]):
+    """One page of a listing, with a cursor for each item."""
+
+    items: list[T]
     cursors: list[str]
     has_next: bool
 
@@ -123,12 +144,20 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class RevisionPage:
+    """What the store found for one page of revisions."""
+
     items: list[Revision]
+    has_next: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LabelEventPage:
+    items: list[LabelEvent]
     has_next: bool
 
     @property
     def end_cursor(self) -> str | None:
-        return encode_revision_cursor(self.items[-1]) if self.items else None
+        return encode_event_cursor(self.items[-1]) if self.items else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,13 @@ import enum
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from personas.domain.errors import InvalidInput
 from personas.domain.metadata import check_text, validate_metadata
+
+if TYPE_CHECKING:
+    from personas.domain.labels import Label
 
 NAME_MAX: Final = 200
 CONTENT_MAX: Final = 100_000
@@ -30,6 +33,8 @@ class Persona:
     version: int
     created_at: datetime
     updated_at: datetime
+    labels: tuple[Label, ...] = ()
+    """Sorted by name."""
 
 
 @dataclass(frozen=True, slots=True)

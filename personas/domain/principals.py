@@ -17,7 +17,7 @@ class Principal:
     key_id: str | None = None
 
 
-ALL_SCOPES: Final = frozenset({"read", "write", "admin"})
+ALL_SCOPES: Final = frozenset({"read", "write", "approve", "admin"})
 ANONYMOUS: Final = Principal(tenant="default", scopes=ALL_SCOPES)
 NOBODY: Final = Principal(tenant="", scopes=frozenset())
 TENANT_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"

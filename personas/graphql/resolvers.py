@@ -32,7 +32,7 @@ QUERY_FIELDS = domain.QueryFields(
 )
 
 
-def _specs(filters: Filters) -> list[domain.FilterSpec]:
+def specs(filters: Filters) -> list[domain.FilterSpec]:
     return [item.to_domain() for item in filters or ()]
 
 
@@ -64,8 +64,8 @@ class Query:
     ) -> PersonaConnection:
         context = info.context
         query = domain.persona_query(
-            all_of=_specs(metadata_filter),
-            any_of=_specs(metadata_filter_any),
+            all_of=specs(metadata_filter),
+            any_of=specs(metadata_filter_any),
             search=search,
             order=[item.to_domain(index) for index, item in enumerate(order_by or ())],
             fields=QUERY_FIELDS,
@@ -87,18 +87,25 @@ class Query:
     ) -> list[MetadataValueCount]:
         context = info.context
         stored = domain.validate_path(path, "path")
-        query = domain.persona_query(all_of=_specs(metadata_filter), fields=QUERY_FIELDS)
+        query = domain.persona_query(all_of=specs(metadata_filter), fields=QUERY_FIELDS)
         size = domain.facet_size(first)
         counts = await context.store.metadata_values(context.principal, stored, query, size)
         return [MetadataValueCount(value=item.value, count=item.count) for item in counts]
 
-    @strawberry.field(description="One version of a persona, also after it was deleted.")
+    @strawberry.field(
+        description="One version of a persona, also after it was deleted: by number, or by "
+        'label ("latest" is the current version). Give exactly one of version and label.'
+    )
     async def persona_revision(
-        self, info: ContextInfo, id: strawberry.ID, version: int
+        self,
+        info: ContextInfo,
+        id: strawberry.ID,
+        version: int | None = None,
+        label: str | None = None,
     ) -> PersonaRevision | None:
         context = info.context
         found = await services.get_revision(
-            context.store, context.principal, domain.parse_id(id), version
+            context.store, context.principal, domain.parse_id(id), version, label
         )
         return None if found is None else PersonaRevision.from_domain(found)
 

@@ -20,10 +20,12 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from personas import domain
 from personas.domain import DomainError
+from personas.graphql.releases import ReleaseMutation, ReleaseQuery
 from personas.graphql.resolvers import Mutation, Query
 from personas.settings import Settings
 
@@ -47,7 +49,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if settings.production:
         extensions.append(DisableIntrospection)
-    return PersonaSchema(query=Query, mutation=Mutation, extensions=extensions)
+    query = merge_types("Query", (Query, ReleaseQuery))
+    mutation = merge_types("Mutation", (Mutation, ReleaseMutation))
+    return PersonaSchema(query=query, mutation=mutation, extensions=extensions)
 
 
 def present_error(error: GraphQLError) -> GraphQLError:

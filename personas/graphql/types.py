@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any, Self
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from personas import domain, services
@@ -21,6 +22,47 @@ class Context:
 
     store: PersonaStore
     principal: domain.Principal
+    labels: DataLoader[str, list[domain.Label]] = field(init=False)
+    """The labels of personas, batched: one query for every revision of a response."""
+
+    def __post_init__(self) -> None:
+        async def load(persona_ids: Sequence[str]) -> list[list[domain.Label]]:
+            return await self.store.labels.of(self.principal, list(persona_ids))
+
+        self.labels = DataLoader(load_fn=load)
+
+
+@strawberry.type(description="A label (release) pointing at one version of a persona.")
+class PersonaLabel:
+    name: str
+    version: int
+    set_by: str | None = strawberry.field(
+        description="The API key that set it; null for anonymous access."
+    )
+    set_at: datetime
+
+    @classmethod
+    def from_domain(cls, label: domain.Label) -> Self:
+        return cls(name=label.name, version=label.version, set_by=label.set_by, set_at=label.set_at)
+
+
+@strawberry.type(description="One move of a label: set anew, moved, or removed.")
+class PersonaLabelEvent:
+    label: str
+    from_version: int | None = strawberry.field(description="null when the label was set anew.")
+    to_version: int | None = strawberry.field(description="null when the label was removed.")
+    actor: str | None
+    at: datetime
+
+    @classmethod
+    def from_domain(cls, event: domain.LabelEvent) -> Self:
+        return cls(
+            label=event.label,
+            from_version=event.from_version,
+            to_version=event.to_version,
+            actor=event.actor,
+            at=event.at,
+        )
 
 
 @strawberry.type(description="An LLM persona: a name, its system prompt, and free-form metadata.")
@@ -34,6 +76,12 @@ class Persona:
     version: int = strawberry.field(description="1 on create, +1 on every change.")
     created_at: datetime
     updated_at: datetime
+    labels: list[PersonaLabel] = strawberry.field(
+        description="The labels (releases) set on this persona, sorted by name."
+    )
+    tags: list[str] = strawberry.field(
+        description="metadata.tags as a list of strings: [] when absent."
+    )
 
     @strawberry.field(description="Every version this persona had, newest first.")
     async def revisions(
@@ -54,6 +102,8 @@ class Persona:
             version=persona.version,
             created_at=persona.created_at,
             updated_at=persona.updated_at,
+            labels=[PersonaLabel.from_domain(label) for label in persona.labels],
+            tags=domain.tags_of(persona.metadata),
         )
 
 
@@ -75,6 +125,11 @@ class PersonaRevision:
     )
     created_at: datetime
 
+    @strawberry.field(description="The labels pointing at this version now.")
+    async def labels(self, info: strawberry.Info[Context, None]) -> list[str]:
+        found = await info.context.labels.load(str(self.persona_id))
+        return [label.name for label in found if label.version == self.version]
+
     @classmethod
     def from_domain(cls, revision: domain.Revision) -> Self:
         return cls(
@@ -90,20 +145,95 @@ class PersonaRevision:
 
 
 @strawberry.type
+class PersonaRevisionEdge:
+    cursor: str
+    node: PersonaRevision
+
+
+@strawberry.type
 class PersonaRevisionConnection:
+    edges: list[PersonaRevisionEdge]
     nodes: list[PersonaRevision]
     page_info: PageInfo
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="All revisions of the listing; counted only when selected.")
+    async def total_count(self) -> int:
+        return await self.count()
 
     @classmethod
     async def load(
         cls, context: Context, persona_id: str, first: int | None, after: str | None
     ) -> Self:
+        persona_id = domain.parse_id(persona_id)
         page = await services.list_revisions(
-            context.store, context.principal, domain.parse_id(persona_id), first, after
+            context.store, context.principal, persona_id, first, after
         )
+        return cls.from_page(
+            page, lambda: context.store.count_revisions(context.principal, persona_id)
+        )
+
+    @classmethod
+    def from_page(
+        cls, page: domain.Page[domain.Revision], count: Callable[[], Awaitable[int]]
+    ) -> Self:
+        nodes = [PersonaRevision.from_domain(item) for item in page.items]
         return cls(
-            nodes=[PersonaRevision.from_domain(item) for item in page.items],
+            edges=[
+                PersonaRevisionEdge(cursor=cursor, node=node)
+                for cursor, node in zip(page.cursors, nodes, strict=True)
+            ],
+            nodes=nodes,
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+            count=count,
+        )
+
+
+@strawberry.type
+class PersonaLabelEventEdge:
+    cursor: str
+    node: PersonaLabelEvent
+
+
+@strawberry.type
+class PersonaLabelEventConnection:
+    edges: list[PersonaLabelEventEdge]
+    nodes: list[PersonaLabelEvent]
+    page_info: PageInfo
+
+    @classmethod
+    def from_page(cls, page: domain.LabelEventPage) -> Self:
+        nodes = [PersonaLabelEvent.from_domain(item) for item in page.items]
+        return cls(
+            edges=[
+                PersonaLabelEventEdge(cursor=domain.encode_event_cursor(event), node=node)
+                for event, node in zip(page.items, nodes, strict=True)
+            ],
+            nodes=nodes,
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+        )
+
+
+@strawberry.type(description="What changed between two versions of a persona.")
+class PersonaDiff:
+    from_version: int = strawberry.field(name="from")
+    to_version: int = strawberry.field(name="to")
+    name: list[str] | None = strawberry.field(description="[old, new], or null when unchanged.")
+    content_diff: str | None = strawberry.field(
+        description="A unified diff of the content, or null when unchanged."
+    )
+    metadata_patch: JSON = strawberry.field(
+        description="An RFC 6902 JSON Patch turning the old metadata into the new."
+    )
+
+    @classmethod
+    def from_domain(cls, changes: domain.PersonaDiff) -> Self:
+        return cls(
+            from_version=changes.from_version,
+            to_version=changes.to_version,
+            name=None if changes.name is None else list(changes.name),
+            content_diff=changes.content_diff,
+            metadata_patch=JSON(changes.metadata_patch),
         )
 
 
@@ -131,7 +261,9 @@ class PersonaConnection:
         return await self.count()
 
     @classmethod
-    def from_page(cls, page: domain.Page, count: Callable[[], Awaitable[int]]) -> Self:
+    def from_page(
+        cls, page: domain.Page[domain.Persona], count: Callable[[], Awaitable[int]]
+    ) -> Self:
         nodes = [Persona.from_domain(item) for item in page.items]
         return cls(
             edges=[

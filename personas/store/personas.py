@@ -4,18 +4,18 @@ scoped to the caller's tenant. Every change and its revision share one transacti
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Self, TypeVar
 
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure, PyMongoError
 
 from personas.domain import (
     ANONYMOUS,
     TAGS,
+    ApprovalPolicy,
     Conflict,
     Cursor,
     DomainError,
@@ -35,15 +35,16 @@ from personas.domain import (
     require,
     validate_metadata,
 )
+from personas.store import documents
 from personas.store import query as q
 from personas.store.connection import client_options
+from personas.store.database import PERSONAS, Database
 from personas.store.errors import translated
-from personas.store.keys import API_KEYS, KeyStore
+from personas.store.keys import KeyStore
+from personas.store.labels import LabelStore
 
 log = logging.getLogger("personas.store")
 
-PERSONAS: Final = "personas"
-REVISIONS: Final = "persona_revisions"
 REVISION_INDEX: Final = [("tenant", 1), ("persona_id", 1), ("version", -1)]
 ALWAYS_INDEXED: Final = ("tags",)
 T = TypeVar("T")
@@ -57,24 +58,32 @@ class PersonaStore:
         client: AsyncMongoClient[dict[str, Any]],
         db_name: str,
         indexed_paths: Iterable[str] = (),
+        approval: ApprovalPolicy | None = None,
     ) -> None:
         self._client = client
-        self._db = client[db_name]
-        self._personas: AsyncCollection[dict[str, Any]] = self._db[PERSONAS]
-        self._revisions: AsyncCollection[dict[str, Any]] = self._db[REVISIONS]
-        self.keys = KeyStore(self._db[API_KEYS])
+        self._database = Database(client, db_name)
+        self._db = self._database.db
+        self._personas = self._database.personas
+        self._revisions = self._database.revisions
         self.indexed_fields = tuple(
             dict.fromkeys(f"metadata.{path}" for path in (*ALWAYS_INDEXED, *indexed_paths))
         )
+        self.keys = KeyStore(self._database.api_keys)
+        self.labels = LabelStore(self._database, self.indexed_fields, approval or ApprovalPolicy())
 
     @classmethod
     def connect(
-        cls, uri: str, db_name: str, timeout_ms: int, indexed_paths: Iterable[str] = ()
+        cls,
+        uri: str,
+        db_name: str,
+        timeout_ms: int,
+        indexed_paths: Iterable[str] = (),
+        approval: ApprovalPolicy | None = None,
     ) -> Self:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             uri, **client_options(timeout_ms)
         )
-        return cls(client, db_name, indexed_paths)
+        return cls(client, db_name, indexed_paths, approval)
 
     async def close(self) -> None:
         await self._client.close()
@@ -119,6 +128,7 @@ class PersonaStore:
             for keys in specs:
                 await self._personas.create_index(keys)
             await self._revisions.create_index(REVISION_INDEX, unique=True)
+            await self.labels.ensure_indexes()
             try:
                 await self._personas.create_index([("metadata.$**", 1)])
             except OperationFailure as error:
@@ -140,22 +150,22 @@ class PersonaStore:
             document = await self._personas.find_one(
                 q.scoped(principal.tenant, {"_id": ObjectId(persona_id)}), q.HIDDEN
             )
-        return None if document is None else _persona(document)
+        return None if document is None else documents.persona(document)
 
     async def find(
         self, principal: Principal, query: PersonaQuery, first: int, after: Cursor | None = None
-    ) -> Found:
+    ) -> Found[Persona]:
         """One page of a listing, after `after`; keyset-paginated under any order."""
         require(principal, "read")
         pipeline = q.listing_pipeline(principal.tenant, query, first, after)
         async with translated():
             cursor = await self._personas.aggregate(pipeline, **q.hint(query, self.indexed_fields))
-            documents = await cursor.to_list(first + 1)
-        items = documents[:first]
+            found = await cursor.to_list(first + 1)
+        items = found[:first]
         return Found(
-            items=[_persona(document) for document in items],
+            items=[documents.persona(document) for document in items],
             positions=[q.position(document, query) for document in items],
-            has_next=len(documents) > first,
+            has_next=len(found) > first,
         )
 
     async def count(self, principal: Principal, query: PersonaQuery) -> int:
@@ -191,12 +201,6 @@ class PersonaStore:
         return result
 
     # writes: each change and its revision in one transaction
-
-    async def _transaction(
-        self, work: Callable[[AsyncClientSession], Awaitable[T]], path_field: str | None = None
-    ) -> T:
-        async with translated(path_field), self._client.start_session() as session:
-            return await session.with_transaction(work)
 
     async def _record(
         self,
@@ -271,7 +275,7 @@ class PersonaStore:
                 current = await self._personas.find_one(target, session=session)
                 if current is None:
                     raise await self._refusal(principal, persona_id, expected_version, session)
-                changes = update(_persona(current))
+                changes = update(documents.persona(current))
                 target = {"_id": current["_id"], "version": current["version"]}
             else:
                 changes = update
@@ -288,7 +292,7 @@ class PersonaStore:
             await self._record(principal, document, operation, session)
             return document
 
-        return _persona(await self._transaction(work, path_field=field))
+        return documents.persona(await self._database.transaction(work, path_field=field))
 
     async def _changed(self, persona_id: str, session: AsyncClientSession) -> dict[str, Any]:
         """A persona as this transaction just wrote it."""
@@ -317,8 +321,8 @@ class PersonaStore:
             await self._personas.insert_one(document, session=session)
             await self._record(principal, document, Operation.CREATE, session)
 
-        await self._transaction(work)
-        return _persona(document)
+        await self._database.transaction(work)
+        return documents.persona(document)
 
     async def update(
         self,
@@ -428,8 +432,9 @@ class PersonaStore:
             await self._personas.delete_one({"_id": document["_id"]}, session=session)
             version = document.get("version", 1) + 1
             await self._record(principal, document, Operation.DELETE, session, version)
+            await self.labels.remove_all(principal, document, session)
 
-        await self._transaction(work)
+        await self._database.transaction(work)
         return persona_id
 
     # revisions
@@ -442,7 +447,15 @@ class PersonaStore:
             document = await self._revisions.find_one(
                 q.scoped(principal.tenant, {"persona_id": ObjectId(persona_id), "version": version})
             )
-        return None if document is None else _revision(document)
+        return None if document is None else documents.revision(document)
+
+    async def count_revisions(self, principal: Principal, persona_id: str) -> int:
+        require(principal, "read")
+        async with translated():
+            return await self._revisions.count_documents(
+                q.scoped(principal.tenant, {"persona_id": ObjectId(persona_id)}),
+                hint=dict(REVISION_INDEX),
+            )
 
     async def revisions(
         self, principal: Principal, persona_id: str, first: int, before_version: int | None = None
@@ -453,38 +466,13 @@ class PersonaStore:
         if before_version is not None:
             condition["version"] = {"$lt": before_version}
         async with translated():
-            documents = await self._revisions.find(
+            found = await self._revisions.find(
                 q.scoped(principal.tenant, condition),
                 sort=[("version", -1)],
                 limit=first + 1,
                 hint=dict(REVISION_INDEX),
             ).to_list(first + 1)
         return RevisionPage(
-            items=[_revision(document) for document in documents[:first]],
-            has_next=len(documents) > first,
+            items=[documents.revision(document) for document in found[:first]],
+            has_next=len(found) > first,
         )
-
-
-def _persona(document: Mapping[str, Any]) -> Persona:
-    return Persona(
-        id=str(document["_id"]),
-        name=document["name"],
-        content=document["content"],
-        metadata=document.get("metadata"),
-        version=document.get("version", 1),
-        created_at=document["created_at"],
-        updated_at=document.get("updated_at", document["created_at"]),
-    )
-
-
-def _revision(document: Mapping[str, Any]) -> Revision:
-    return Revision(
-        persona_id=str(document["persona_id"]),
-        version=document["version"],
-        name=document["name"],
-        content=document["content"],
-        metadata=document.get("metadata"),
-        operation=Operation(document["operation"]),
-        actor=document.get("actor"),
-        created_at=document["created_at"],
-    )

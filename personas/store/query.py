@@ -4,7 +4,7 @@ a pipeline. The only place that writes `$`-operators; tested without a database.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from bson import ObjectId
@@ -65,8 +65,19 @@ def clauses(query: PersonaQuery) -> list[dict[str, Any]]:
     return found
 
 
-def listing_filter(tenant: str, query: PersonaQuery) -> dict[str, Any]:
-    return scoped(tenant, *clauses(query))
+def listing_filter(
+    tenant: str, query: PersonaQuery, leading: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """A listing's filter: `leading` conditions (which pick the collection's slice, such as
+    one label's releases), the query's, then the tenant."""
+    return scoped(tenant, *leading, *clauses(query))
+
+
+def release_scope(label: str) -> dict[str, Any]:
+    """The releases of one label. Like the tenant, the label is a validated name matched by
+    plain equality, and it leads: a planner that plans from the first condition then takes
+    the index that starts with it."""
+    return {"label": label}
 
 
 def sort(query: PersonaQuery) -> list[tuple[str, int]]:
@@ -76,14 +87,22 @@ def sort(query: PersonaQuery) -> list[tuple[str, int]]:
     return keys
 
 
-def hint(query: PersonaQuery, indexed: Iterable[str]) -> dict[str, Any]:
+def release_index(keys: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """A persona index turned into the same index over one label's releases."""
+    return [("label", 1), *keys]
+
+
+def hint(
+    query: PersonaQuery, indexed: Iterable[str], over: Callable[[Any], Any] | None = None
+) -> dict[str, Any]:
     """Keyword arguments naming the index for the first `ALL` or `PREFIX` condition on an
     indexed field. Only then: on the embedded server a hinted scan is slower than the
     planner's own choice, and other conditions it indexes itself."""
     available = set(indexed)
     for item in query.all_of:
         if item.field in available and item.op in HINTED_OPERATORS:
-            return {"hint": dict(path_index(item.field))}
+            keys = path_index(item.field)
+            return {"hint": dict(over(keys) if over else keys)}
     return {}
 
 
@@ -143,7 +162,11 @@ def sort_names(query: PersonaQuery) -> list[str]:
 
 
 def listing_pipeline(
-    tenant: str, query: PersonaQuery, first: int, after: Cursor | None
+    tenant: str,
+    query: PersonaQuery,
+    first: int,
+    after: Cursor | None,
+    leading: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """One page of a listing as one pipeline: the filter first (where an index serves it),
     then the cursor's position as a stage of its own, so that page 50 is found the way
@@ -152,7 +175,7 @@ def listing_pipeline(
     order = [
         (name, direction) for name, (_, direction) in zip([*names, "_id"], sort(query), strict=True)
     ]
-    pipeline: list[dict[str, Any]] = [{"$match": listing_filter(tenant, query)}]
+    pipeline: list[dict[str, Any]] = [{"$match": listing_filter(tenant, query, leading)}]
     if query.by_metadata:
         pipeline.append(
             {

@@ -1,0 +1,41 @@
+"""The collections of one database, and the one transaction helper every change uses."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+
+from personas.store.errors import translated
+
+T = TypeVar("T")
+
+PERSONAS: Final = "personas"
+REVISIONS: Final = "persona_revisions"
+RELEASES: Final = "persona_releases"
+"""One document per label set on a persona: the labelled revision, copied."""
+LABEL_EVENTS: Final = "persona_label_events"
+API_KEYS: Final = "api_keys"
+
+Collection = AsyncCollection[dict[str, Any]]
+
+
+class Database:
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], name: str) -> None:
+        self.client = client
+        self.db = client[name]
+        self.personas: Collection = self.db[PERSONAS]
+        self.revisions: Collection = self.db[REVISIONS]
+        self.releases: Collection = self.db[RELEASES]
+        self.label_events: Collection = self.db[LABEL_EVENTS]
+        self.api_keys: Collection = self.db[API_KEYS]
+
+    async def transaction(
+        self, work: Callable[[AsyncClientSession], Awaitable[T]], path_field: str | None = None
+    ) -> T:
+        """Run `work` in one transaction: all of it is written, or none."""
+        async with translated(path_field), self.client.start_session() as session:
+            return await session.with_transaction(work)
