@@ -50,6 +50,14 @@ DESCRIPTIONS: dict[str, str] = {
     "PERSONAS_GRAPHQL_CACHE_SIZE": "parsed and validated GraphQL documents kept",
     "PERSONAS_PROTECTED_LABELS": "comma-separated labels only the approve scope may move",
     "PERSONAS_APPROVAL": "single, or two-person (nobody approves a version they made)",
+    "PERSONAS_EVENT_RETENTION_DAYS": "days the event log keeps each event",
+    "PERSONAS_SUBSCRIPTIONS_PER_CONNECTION": "most GraphQL operations open on one WebSocket",
+    "PERSONAS_SUBSCRIPTIONS_PER_KEY": "most subscriptions one API key holds (per process)",
+    "PERSONAS_SUBSCRIPTION_BUFFER": "events held for a subscriber before it is disconnected",
+    "PERSONAS_WEBHOOK_ALLOW_LOOPBACK": "allow webhook URLs on loopback addresses (true/false)",
+    "PERSONAS_WEBHOOK_TIMEOUT": "seconds one webhook delivery attempt may take",
+    "PERSONAS_WEBHOOK_RETRY_BASE": "seconds before the first retry; each retry doubles it",
+    "PERSONAS_WEBHOOK_RETRY_FOR": "seconds a delivery is retried before its endpoint is disabled",
 }
 
 EXAMPLES = """\

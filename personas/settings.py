@@ -87,6 +87,14 @@ class Settings:
     graphql_cache_size: int = 1000
     protected_labels: tuple[str, ...] = ("production",)
     approval: str = "single"
+    event_retention_days: int = 7
+    subscriptions_per_connection: int = 10
+    subscriptions_per_key: int = 50
+    subscription_buffer: int = 100
+    webhook_allow_loopback: bool = False
+    webhook_timeout: float = 10.0
+    webhook_retry_base: float = 5.0
+    webhook_retry_for: float = 86400.0
 
     @property
     def production(self) -> bool:
@@ -142,6 +150,10 @@ def _valid_mongodb_uri(uri: str | None) -> bool:
     return uri is None or uri.startswith(("mongodb://", "mongodb+srv://"))
 
 
+def _positive_seconds(seconds: float) -> bool:
+    return math.isfinite(seconds) and seconds > 0
+
+
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "host": (lambda host: bool(host), "must not be empty"),
     "port": (lambda port: 0 <= port <= 65535, "must be between 0 and 65535"),
@@ -172,6 +184,13 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda mode: mode in APPROVAL_MODES,
         f"must be one of {', '.join(APPROVAL_MODES)}",
     ),
+    "event_retention_days": (lambda days: days >= 1, "must be at least 1 day"),
+    "subscriptions_per_connection": (lambda limit: limit >= 1, "must be at least 1"),
+    "subscriptions_per_key": (lambda limit: limit >= 1, "must be at least 1"),
+    "subscription_buffer": (lambda size: size >= 1, "must be at least 1"),
+    "webhook_timeout": (_positive_seconds, "must be a positive number of seconds"),
+    "webhook_retry_base": (_positive_seconds, "must be a positive number of seconds"),
+    "webhook_retry_for": (_positive_seconds, "must be a positive number of seconds"),
 }
 """The rules a setting's value must keep, each with its message."""
 
@@ -196,6 +215,14 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PERSONAS_GRAPHQL_CACHE_SIZE": ("graphql_cache_size", _parse_int),
     "PERSONAS_PROTECTED_LABELS": ("protected_labels", _parse_list),
     "PERSONAS_APPROVAL": ("approval", _parse_choice(*APPROVAL_MODES)),
+    "PERSONAS_EVENT_RETENTION_DAYS": ("event_retention_days", _parse_int),
+    "PERSONAS_SUBSCRIPTIONS_PER_CONNECTION": ("subscriptions_per_connection", _parse_int),
+    "PERSONAS_SUBSCRIPTIONS_PER_KEY": ("subscriptions_per_key", _parse_int),
+    "PERSONAS_SUBSCRIPTION_BUFFER": ("subscription_buffer", _parse_int),
+    "PERSONAS_WEBHOOK_ALLOW_LOOPBACK": ("webhook_allow_loopback", _parse_bool),
+    "PERSONAS_WEBHOOK_TIMEOUT": ("webhook_timeout", _parse_float),
+    "PERSONAS_WEBHOOK_RETRY_BASE": ("webhook_retry_base", _parse_float),
+    "PERSONAS_WEBHOOK_RETRY_FOR": ("webhook_retry_for", _parse_float),
 }
 """Every environment variable the service reads, with the setting it fills."""
 

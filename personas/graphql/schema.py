@@ -25,6 +25,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 
 from personas import domain
 from personas.domain import DomainError
+from personas.graphql.notifications import NotificationMutation, NotificationQuery, Subscription
 from personas.graphql.releases import ReleaseMutation, ReleaseQuery
 from personas.graphql.resolvers import Mutation, Query
 from personas.settings import Settings
@@ -49,9 +50,11 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if settings.production:
         extensions.append(DisableIntrospection)
-    query = merge_types("Query", (Query, ReleaseQuery))
-    mutation = merge_types("Mutation", (Mutation, ReleaseMutation))
-    return PersonaSchema(query=query, mutation=mutation, extensions=extensions)
+    query = merge_types("Query", (Query, ReleaseQuery, NotificationQuery))
+    mutation = merge_types("Mutation", (Mutation, ReleaseMutation, NotificationMutation))
+    return PersonaSchema(
+        query=query, mutation=mutation, subscription=Subscription, extensions=extensions
+    )
 
 
 def present_error(error: GraphQLError) -> GraphQLError:
@@ -137,7 +140,14 @@ class DomainErrors(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
+        self._present(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """Each result a subscription sends, before it is sent."""
+        self._present(result)
+        yield
+
+    def _present(self, result: object) -> None:
         if isinstance(result, ExecutionResult | GraphQLExecutionResult) and result.errors:
             errors = [present_error(error) for error in result.errors]
             if self.hide_suggestions:

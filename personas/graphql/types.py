@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import strawberry
 from strawberry.dataloader import DataLoader
@@ -15,13 +15,24 @@ from strawberry.scalars import JSON
 from personas import domain, services
 from personas.store import PersonaStore
 
+if TYPE_CHECKING:
+    from personas.notifications.runtime import Notifications
+
 
 @dataclass(slots=True)
 class Context:
-    """What every resolver gets: the store and whom it acts for."""
+    """What every resolver gets: the store and whom it acts for (over a WebSocket, also
+    the change notifications, and how to close the connection)."""
 
     store: PersonaStore
     principal: domain.Principal
+    notifications: Notifications | None = None
+    disconnect: Callable[[int, str], Awaitable[None]] | None = None
+    authenticate: Callable[[str | None], Awaitable[domain.Principal]] | None = None
+    connection_params: dict[str, object] | None = None
+    """The payload of a WebSocket's connection_init."""
+    cache_labels: bool = True
+    """False for a connection that outlives one response, whose labels change meanwhile."""
     labels: DataLoader[str, list[domain.Label]] = field(init=False)
     """The labels of personas, batched: one query for every revision of a response."""
 
@@ -29,7 +40,7 @@ class Context:
         async def load(persona_ids: Sequence[str]) -> list[list[domain.Label]]:
             return await self.store.labels.of(self.principal, list(persona_ids))
 
-        self.labels = DataLoader(load_fn=load)
+        self.labels = DataLoader(load_fn=load, cache=self.cache_labels)
 
 
 @strawberry.type(description="A label (release) pointing at one version of a persona.")

@@ -19,6 +19,11 @@ RELEASES: Final = "persona_releases"
 """One document per label set on a persona: the labelled revision, copied."""
 LABEL_EVENTS: Final = "persona_label_events"
 API_KEYS: Final = "api_keys"
+EVENTS: Final = "persona_events"
+EVENT_COUNTERS: Final = "persona_event_counters"
+"""One document per tenant: the id of its latest event."""
+WEBHOOKS: Final = "webhooks"
+DELIVERIES: Final = "webhook_deliveries"
 
 Collection = AsyncCollection[dict[str, Any]]
 
@@ -32,6 +37,10 @@ class Database:
         self.releases: Collection = self.db[RELEASES]
         self.label_events: Collection = self.db[LABEL_EVENTS]
         self.api_keys: Collection = self.db[API_KEYS]
+        self.events: Collection = self.db[EVENTS]
+        self.event_counters: Collection = self.db[EVENT_COUNTERS]
+        self.webhooks: Collection = self.db[WEBHOOKS]
+        self.deliveries: Collection = self.db[DELIVERIES]
 
     async def transaction(
         self, work: Callable[[AsyncClientSession], Awaitable[T]], path_field: str | None = None

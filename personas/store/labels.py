@@ -28,10 +28,12 @@ from personas.domain import (
     now,
     require,
 )
+from personas.domain.events import EventType
 from personas.store import documents
 from personas.store import query as q
 from personas.store.database import Database
 from personas.store.errors import translated
+from personas.store.events import EventLog, label_move
 
 RELEASE_KEY: Final = [("tenant", 1), ("persona_id", 1), ("label", 1)]
 HISTORY_INDEX: Final = [("tenant", 1), ("persona_id", 1), ("label", 1), ("_id", -1)]
@@ -45,9 +47,14 @@ class LabelConflict(Conflict):
 
 class LabelStore:
     def __init__(
-        self, database: Database, indexed_fields: Sequence[str], approval: ApprovalPolicy
+        self,
+        database: Database,
+        indexed_fields: Sequence[str],
+        approval: ApprovalPolicy,
+        events: EventLog,
     ) -> None:
         self._database = database
+        self._events = events
         self._indexed_fields = indexed_fields
         self.approval = approval
 
@@ -296,7 +303,9 @@ class LabelStore:
         moment: Any,
         session: AsyncClientSession,
     ) -> None:
-        await self._database.label_events.insert_one(
+        """A label move in the label history, and its event in the log (with the version
+        the label points at, or pointed at before it was removed)."""
+        entry = await self._database.label_events.insert_one(
             {
                 "tenant": principal.tenant,
                 "persona_id": persona_id,
@@ -307,6 +316,27 @@ class LabelStore:
                 "at": moment,
             },
             session=session,
+        )
+        version = to_version if to_version is not None else from_version
+        revision = await self._database.revisions.find_one(
+            q.scoped(principal.tenant, {"persona_id": persona_id, "version": version}),
+            q.HIDDEN,
+            session=session,
+        )
+        assert revision is not None, "a label points at an existing revision"
+        state = None
+        if to_version is not None:
+            state = {"name": label, "version": to_version, "set_by": principal.key_id}
+            state["set_at"] = moment
+        await self._events.append(
+            session,
+            principal.tenant,
+            EventType.LABEL_MOVED,
+            revision,
+            principal.key_id,
+            moment,
+            label=state,
+            move=label_move(entry.inserted_id, label, from_version, to_version),
         )
 
 

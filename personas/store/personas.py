@@ -35,13 +35,16 @@ from personas.domain import (
     require,
     validate_metadata,
 )
+from personas.domain.events import event_type
 from personas.store import documents
 from personas.store import query as q
 from personas.store.connection import client_options
 from personas.store.database import PERSONAS, Database
 from personas.store.errors import translated
+from personas.store.events import EventLog
 from personas.store.keys import KeyStore
 from personas.store.labels import LabelStore
+from personas.store.webhooks import WebhookStore
 
 log = logging.getLogger("personas.store")
 
@@ -59,6 +62,7 @@ class PersonaStore:
         db_name: str,
         indexed_paths: Iterable[str] = (),
         approval: ApprovalPolicy | None = None,
+        event_retention_days: int = 7,
     ) -> None:
         self._client = client
         self._database = Database(client, db_name)
@@ -69,7 +73,11 @@ class PersonaStore:
             dict.fromkeys(f"metadata.{path}" for path in (*ALWAYS_INDEXED, *indexed_paths))
         )
         self.keys = KeyStore(self._database.api_keys)
-        self.labels = LabelStore(self._database, self.indexed_fields, approval or ApprovalPolicy())
+        self.events = EventLog(self._database, event_retention_days)
+        self.labels = LabelStore(
+            self._database, self.indexed_fields, approval or ApprovalPolicy(), self.events
+        )
+        self.webhooks = WebhookStore(self._database, self.events)
 
     @classmethod
     def connect(
@@ -79,11 +87,12 @@ class PersonaStore:
         timeout_ms: int,
         indexed_paths: Iterable[str] = (),
         approval: ApprovalPolicy | None = None,
+        event_retention_days: int = 7,
     ) -> Self:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             uri, **client_options(timeout_ms)
         )
-        return cls(client, db_name, indexed_paths, approval)
+        return cls(client, db_name, indexed_paths, approval, event_retention_days)
 
     async def close(self) -> None:
         await self._client.close()
@@ -129,6 +138,8 @@ class PersonaStore:
                 await self._personas.create_index(keys)
             await self._revisions.create_index(REVISION_INDEX, unique=True)
             await self.labels.ensure_indexes()
+            await self.events.ensure_indexes()
+            await self.webhooks.ensure_indexes()
             try:
                 await self._personas.create_index([("metadata.$**", 1)])
             except OperationFailure as error:
@@ -210,19 +221,26 @@ class PersonaStore:
         session: AsyncClientSession,
         version: int | None = None,
     ) -> None:
-        await self._revisions.insert_one(
-            {
-                "tenant": principal.tenant,
-                "persona_id": document["_id"],
-                "version": version or document["version"],
-                "name": document["name"],
-                "content": document["content"],
-                "metadata": document.get("metadata"),
-                "operation": operation.value,
-                "actor": principal.key_id,
-                "created_at": now(),
-            },
-            session=session,
+        """The revision of a change, and its event in the log."""
+        revision = {
+            "tenant": principal.tenant,
+            "persona_id": document["_id"],
+            "version": version or document["version"],
+            "name": document["name"],
+            "content": document["content"],
+            "metadata": document.get("metadata"),
+            "operation": operation.value,
+            "actor": principal.key_id,
+            "created_at": now(),
+        }
+        await self._revisions.insert_one(dict(revision), session=session)
+        await self.events.append(
+            session,
+            principal.tenant,
+            event_type(operation),
+            revision,
+            principal.key_id,
+            revision["created_at"],
         )
 
     async def _refusal(

@@ -221,3 +221,61 @@ def changes_update(
         operator = "$unset" if value is None else "$set"
         update.setdefault(operator, {})[field] = "" if value is None else value
     return update
+
+
+def event_inserts() -> list[dict[str, Any]]:
+    """The change-stream pipeline of the event log: appended events only."""
+    return [{"$match": {"operationType": {"$eq": "insert"}}}]
+
+
+def events_after(tenant: str, seq: int, until: int | None = None) -> dict[str, Any]:
+    """A tenant's events after `seq` (up to `until`, included)."""
+    position: dict[str, Any] = {"$gt": seq}
+    if until is not None:
+        position["$lte"] = until
+    return scoped(tenant, {"seq": position})
+
+
+def next_event_id() -> dict[str, Any]:
+    """The update that takes the next event id of a tenant's counter."""
+    return {"$inc": {"seq": 1}}
+
+
+def due_deliveries(moment: Any) -> dict[str, Any]:
+    """Pending deliveries whose next attempt is due (a claimed one is due again once its
+    claim lapses)."""
+    return {"status": {"$eq": "pending"}, "next_attempt_at": {"$lte": moment}}
+
+
+def claim_delivery(owner: str, until: Any) -> dict[str, Any]:
+    """The update by which one worker takes a delivery until `until`."""
+    return {"$set": {"claim": owner, "next_attempt_at": until}}
+
+
+def attempt_recorded(
+    attempt: Mapping[str, Any], changes: Mapping[str, Any], kept: int
+) -> dict[str, Any]:
+    """An attempt appended to a delivery's record (the latest `kept` stay), its claim
+    released and `changes` set."""
+    return {
+        "$push": {"attempts": {"$each": [dict(attempt)], "$slice": -kept}},
+        "$inc": {"attempt_count": 1},
+        "$set": {**changes, "claim": None},
+        "$min": {"first_attempt_at": attempt["at"]},
+    }
+
+
+def cursor_advanced(seq: int) -> dict[str, Any]:
+    """A webhook's position in the log moved forward to `seq` (never back)."""
+    return {"$max": {"cursor": seq}}
+
+
+def pending_of(webhook_id: Any) -> dict[str, Any]:
+    return {"webhook_id": webhook_id, "status": {"$eq": "pending"}}
+
+
+def before_id(condition: Mapping[str, Any], before: str | None) -> dict[str, Any]:
+    """`condition`, restricted to documents older than the one with id `before`."""
+    if before is None:
+        return dict(condition)
+    return merge([condition, {"_id": {"$lt": ObjectId(before)}}])
