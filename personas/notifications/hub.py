@@ -70,8 +70,11 @@ class Mailbox:
     async def wait(self, seconds: float | None = None) -> None:
         """Until something arrives (or `seconds` pass)."""
         if not (self._events or self.resync or self.overflowed):
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that comes as the wait ends, and the consumer would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), seconds)
+                async with asyncio.timeout(seconds):
+                    await self._wake.wait()
         self._wake.clear()
 
 
@@ -97,6 +100,14 @@ class EventHub:
 
     def unsubscribe(self, box: Mailbox) -> None:
         self._boxes.discard(box)
+
+    def listening(self, tenant: str) -> int:
+        """How many mailboxes receive the events of `tenant`."""
+        return sum(1 for box in self._boxes if box.tenant == tenant)
+
+    def lagging(self, tenant: str) -> int:
+        """How many of them have overflowed (their consumer is being disconnected)."""
+        return sum(1 for box in self._boxes if box.tenant == tenant and box.overflowed)
 
     def hold(self, principal: Principal) -> Callable[[], None]:
         """Count a subscription against its API key's limit; the release to call at its end."""
@@ -131,6 +142,7 @@ class EventHub:
                         self._opened()
                     if appended is not None:
                         self._dispatch(appended)
+                    await asyncio.sleep(0)  # a read that needed no I/O must not starve the loop
             except DomainError as error:
                 log.warning("event stream interrupted, reopening: %s", error.message)
             self.open.clear()

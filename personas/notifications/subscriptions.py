@@ -5,6 +5,7 @@ tenant, so a gap shows and is filled from the log)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
@@ -13,6 +14,8 @@ from personas.domain import Principal, require
 from personas.domain.events import Event, EventFilter
 from personas.notifications.hub import EventHub
 from personas.store.events import EventLog
+
+logger = logging.getLogger("personas.notifications")
 
 PAGE: Final = 100
 """Events read from the log at a time while catching up."""
@@ -61,6 +64,7 @@ async def events(
         # event: a reader that stopped reading is disconnected all the same.
         if not catching_up and not closing:
             reason = slow_reason(limits.buffer, delivered)
+            logger.info("disconnecting a subscriber of tenant %s: %s", principal.tenant, reason)
             closing.append(asyncio.ensure_future(disconnect(SLOW_CLOSE_CODE, reason)))
 
     box.on_overflow = too_slow

@@ -156,9 +156,13 @@ class EventLog:
                 except PyMongoError as error:
                     raise Unavailable(f"the event log's change stream failed: {error}") from error
                 if change is None:
+                    if not stream.alive:  # invalidated: the collection or database was dropped
+                        raise Unavailable("the event log's change stream was closed")
                     yield None
                     continue
-                document = change["fullDocument"]
+                document = change.get("fullDocument")
+                if change.get("operationType") != "insert" or document is None:
+                    raise Unavailable(f"the event log's change stream ended: {change!r:.200}")
                 yield Appended(document["tenant"], event(document))
         finally:
             try:
