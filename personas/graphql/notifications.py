@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Self
 
 import strawberry
+from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
 from strawberry.types import Info
+from strawberry.types.graphql import OperationType
 
 from personas import domain
 from personas.domain.events import Event, EventFields, EventType, event_filter, parse_event_id
@@ -274,16 +276,17 @@ class Subscription:
         types: list[EventType] | None = None,
         label: str | None = None,
         after: strawberry.ID | None = None,
-    ) -> AsyncGenerator[PersonaEvent, None]:
+    ) -> AsyncIterator[PersonaEvent]:
+        # A coroutine that returns the stream: what is wrong is refused before it starts.
         context = info.context
         notifications = _notifications(context)
-        if context.disconnect is None:
-            raise domain.InvalidInput(
-                "personaEvents", "subscribe over a WebSocket (graphql-transport-ws) at /graphql"
-            )
+        assert context.disconnect is not None, "SubscriptionsOverWebSocket sees to it"
         wanted = event_filter(types, specs(metadata_filter), label, FIELDS)
         position = None if after is None else parse_event_id(after, "after")
-        async for event in subscriptions.events(
+        await subscriptions.check(
+            context.store.events, notifications.hub, context.principal, position
+        )
+        found = subscriptions.events(
             context.store.events,
             notifications.hub,
             context.principal,
@@ -291,8 +294,22 @@ class Subscription:
             position,
             notifications.limits,
             context.disconnect,
+        )
+        return (PersonaEvent.from_domain(event) async for event in found)
+
+
+class SubscriptionsOverWebSocket(SchemaExtension):
+    """Plain HTTP would run a subscription once and never read its stream: refuse it."""
+
+    def on_execute(self) -> Iterator[None]:
+        execution = self.execution_context
+        if execution.operation_type is OperationType.SUBSCRIPTION and (
+            not isinstance(execution.context, Context) or execution.context.disconnect is None
         ):
-            yield PersonaEvent.from_domain(event)
+            raise domain.InvalidInput(
+                "subscription", "subscribe over a WebSocket (graphql-transport-ws) at /graphql"
+            )
+        yield
 
 
 def _notifications(context: Context) -> Notifications:

@@ -25,7 +25,12 @@ from strawberry.types import ExecutionContext, ExecutionResult
 
 from personas import domain
 from personas.domain import DomainError
-from personas.graphql.notifications import NotificationMutation, NotificationQuery, Subscription
+from personas.graphql.notifications import (
+    NotificationMutation,
+    NotificationQuery,
+    Subscription,
+    SubscriptionsOverWebSocket,
+)
 from personas.graphql.releases import ReleaseMutation, ReleaseQuery
 from personas.graphql.resolvers import Mutation, Query
 from personas.settings import Settings
@@ -47,6 +52,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: ParserCache(maxsize=settings.graphql_cache_size),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=settings.graphql_cache_size),
+        SubscriptionsOverWebSocket,
     ]
     if settings.production:
         extensions.append(DisableIntrospection)

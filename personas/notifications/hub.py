@@ -21,6 +21,14 @@ RETRY_SECONDS: Final = 1.0
 """How long to wait before reopening a change stream that failed."""
 
 
+def stopping() -> bool:
+    """Whether the running task is being cancelled. A database call that is cancelled may
+    fail with a driver error instead of CancelledError; loops that go on after failures ask
+    this, so that they still stop."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class TooManySubscriptions(DomainError):
     code = "TOO_MANY_SUBSCRIPTIONS"
 
@@ -144,6 +152,8 @@ class EventHub:
                         self._dispatch(appended)
                     await asyncio.sleep(0)  # a read that needed no I/O must not starve the loop
             except DomainError as error:
+                if stopping():
+                    raise asyncio.CancelledError from error
                 log.warning("event stream interrupted, reopening: %s", error.message)
             self.open.clear()
             await asyncio.sleep(RETRY_SECONDS)

@@ -7,12 +7,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Final
 
 from personas.notifications.hub import EventHub
 from personas.notifications.subscriptions import Limits
 from personas.notifications.worker import DeliveryPolicy, DeliveryWorker
 from personas.settings import Settings
 from personas.store import PersonaStore
+
+STOP_SECONDS: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,4 +49,5 @@ async def running(store: PersonaStore, settings: Settings) -> AsyncIterator[Noti
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Shutdown always completes: what has not stopped by then is left behind.
+        await asyncio.wait(tasks, timeout=STOP_SECONDS)

@@ -37,6 +37,14 @@ def slow_reason(buffer: int, last: int | None) -> str:
     return f"subscriber too slow: more than {buffer} events waiting{resume}"
 
 
+async def check(log: EventLog, hub: EventHub, principal: Principal, after: int | None) -> None:
+    """Refuse a subscription that `events` would refuse, before it starts."""
+    require(principal, "read")
+    if after is not None:
+        await log.check_resume(principal, after)
+    hub.hold(principal)()
+
+
 async def events(
     log: EventLog,
     hub: EventHub,

@@ -19,7 +19,7 @@ import httpx
 from personas.domain import DomainError, now
 from personas.domain.webhooks import Attempt, DeliveryStatus, Due, next_attempt
 from personas.notifications import egress, signing
-from personas.notifications.hub import EventHub
+from personas.notifications.hub import EventHub, stopping
 from personas.notifications.payloads import delivery_body
 from personas.store import PersonaStore
 
@@ -77,11 +77,13 @@ class DeliveryWorker:
                             await self.hand_over(tenants)
                         await self.start_due()
                         pause = await self._pause()
-                    except DomainError as error:
-                        log.warning("webhook worker: %s", error.message)
-                        pause = 1.0
-                    except Exception:
-                        log.exception("webhook worker failed; going on")
+                    except Exception as error:
+                        if stopping():
+                            raise asyncio.CancelledError from error
+                        if isinstance(error, DomainError):
+                            log.warning("webhook worker: %s", error.message)
+                        else:
+                            log.exception("webhook worker failed; going on")
                         pause = 1.0
                     await box.wait(pause)
             finally:

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp
 
 from personas import openapi
-from personas.rest import handlers
+from personas.rest import handlers, webhooks
 from personas.rest.handlers import PREFIX, JSONResponse
 from personas.rest.problems import EXCEPTION_HANDLERS
 
@@ -55,6 +55,16 @@ RESOURCES: Final = (
         "/personas/{id}/revisions/{version}", "persona_revision", {"GET": handlers.get_revision}
     ),
     Resource("/metadata/values", "metadata_values", {"GET": handlers.metadata_values}),
+    Resource(
+        "/webhooks", "webhooks", {"GET": webhooks.list_webhooks, "POST": webhooks.create_webhook}
+    ),
+    Resource(
+        "/webhooks/{id}",
+        "webhook",
+        {"GET": webhooks.get_webhook, "DELETE": webhooks.delete_webhook},
+    ),
+    Resource("/webhooks/{id}/rotate-secret", "webhook_secret", {"POST": webhooks.rotate_secret}),
+    Resource("/webhooks/{id}/deliveries", "webhook_deliveries", {"GET": webhooks.list_deliveries}),
     Resource("/openapi.json", "openapi", {"GET": openapi_document}),
 )
 

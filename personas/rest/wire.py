@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from personas import domain
+from personas.domain.events import EventType
+from personas.domain.webhooks import Delivery, Webhook
 
 
 class PersonaJson(TypedDict):
@@ -76,4 +78,93 @@ def revision_json(revision: domain.Revision) -> RevisionJson:
         "operation": revision.operation.value,
         "actor": revision.actor,
         "created_at": timestamp(revision.created_at),
+    }
+
+
+class MetadataFilterJson(TypedDict):
+    path: str
+    op: str
+    value: Any
+
+
+class WebhookJson(TypedDict):
+    id: str
+    url: str
+    types: list[str]
+    metadata_filter: list[MetadataFilterJson]
+    label: str | None
+    secret: str | None
+    """Only in the answers of creating it and rotating its secret."""
+    created_at: str
+    disabled_at: str | None
+    disabled_reason: str | None
+
+
+class WebhookList(TypedDict):
+    data: list[WebhookJson]
+
+
+class AttemptJson(TypedDict):
+    at: str
+    status_code: int | None
+    duration_ms: float
+    error: str | None
+
+
+class DeliveryJson(TypedDict):
+    id: str
+    event_id: str
+    type: str
+    status: str
+    attempts: list[AttemptJson]
+    next_attempt_at: str | None
+    created_at: str
+    delivered_at: str | None
+
+
+class DeliveryList(TypedDict):
+    data: list[DeliveryJson]
+    next_cursor: str | None
+
+
+def _moment(moment: datetime | None) -> str | None:
+    return None if moment is None else timestamp(moment)
+
+
+def webhook_json(webhook: Webhook) -> WebhookJson:
+    wanted = webhook.filter
+    return {
+        "id": webhook.id,
+        "url": webhook.url,
+        "types": [kind.value for kind in EventType if kind in wanted.types],
+        "metadata_filter": [
+            {"path": item.field.removeprefix("metadata."), "op": item.op.value, "value": item.value}
+            for item in wanted.query.all_of
+        ],
+        "label": wanted.label,
+        "secret": webhook.secret,
+        "created_at": timestamp(webhook.created_at),
+        "disabled_at": _moment(webhook.disabled_at),
+        "disabled_reason": webhook.disabled_reason,
+    }
+
+
+def delivery_json(delivery: Delivery) -> DeliveryJson:
+    return {
+        "id": delivery.id,
+        "event_id": delivery.event_id,
+        "type": delivery.type,
+        "status": delivery.status.value,
+        "attempts": [
+            {
+                "at": timestamp(item.at),
+                "status_code": item.status_code,
+                "duration_ms": item.duration_ms,
+                "error": item.error,
+            }
+            for item in delivery.attempts
+        ],
+        "next_attempt_at": _moment(delivery.next_attempt_at),
+        "created_at": timestamp(delivery.created_at),
+        "delivered_at": _moment(delivery.delivered_at),
     }
