@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from personas import domain
+from personas import domain, openapi_webhooks
 
 OPERATORS: Final = ("eq", "ne", "in", "nin", "all", "gt", "gte", "lt", "lte")
 """Operators that take any string (exists and prefix have their own rules)."""
@@ -594,6 +594,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            **openapi_webhooks.paths(_problems),
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -620,7 +621,7 @@ def document() -> dict[str, Any]:
                     ),
                 }
             },
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **openapi_webhooks.schemas()},
             "parameters": _parameters(),
             "responses": _responses(),
             "headers": _headers(),
