@@ -36,8 +36,13 @@ def holds(condition: Condition, document: dict[str, Any]) -> bool:
         case Operator.NIN:
             return not any(_equals(reached, item) for item in wanted)
         case Operator.ALL:
-            found = [value for value in reached if value is not MISSING]
-            return bool(found) and all(_equals(found, item) for item in wanted)
+            # Within one value reached: every item is one of its elements (or it, if not a
+            # list); an array given as an item matches an element, not the whole value.
+            return any(
+                all(any(_same(element, item) for element in _elements(value)) for item in wanted)
+                for value in reached
+                if value is not MISSING
+            )
         case Operator.EXISTS:
             return any(value is not MISSING for value in reached) is wanted
         case Operator.PREFIX:
@@ -52,7 +57,7 @@ def holds(condition: Condition, document: dict[str, Any]) -> bool:
 def _reach(value: Any, segments: list[str]) -> list[Any]:
     """The values a dotted path reaches, as MongoDB walks it: through objects by key, and
     through arrays into each element that is an object (or to one element, by a numeric
-    segment). MISSING where it leads nowhere."""
+    segment). MISSING where an object lacks the key or an array the position."""
     if not segments:
         return [value]
     head, rest = segments[0], segments[1:]
@@ -61,12 +66,16 @@ def _reach(value: Any, segments: list[str]) -> list[Any]:
     if not isinstance(value, list):
         return [MISSING]
     reached: list[Any] = []
-    if head.isdigit() and int(head) < len(value):
-        reached += _reach(value[int(head)], rest)
+    if head.isdigit():
+        reached += _reach(value[int(head)], rest) if int(head) < len(value) else [MISSING]
     for item in value:
         if isinstance(item, dict):
             reached += _reach(item, segments)
-    return reached or [MISSING]
+    return reached  # an array without objects leads nowhere, not even to null
+
+
+def _elements(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _candidates(reached: list[Any]) -> Iterator[Any]:
