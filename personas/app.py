@@ -14,11 +14,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.asgi import GraphQL
 
-from personas import domain, rest
+from personas import domain, graphiql, rest
 from personas.auth import Authentication, Authenticator, is_loopback
+from personas.cors import Cors
+from personas.graphql_http import PersistedGraphQL
 from personas.http import JsonBodies
+from personas.persisted import PersistedQueries, load_registered
 from personas.resolvers import build_schema
 from personas.schema import Context
 from personas.settings import Settings
@@ -27,7 +29,7 @@ from personas.store import PersonaStore
 access_log = logging.getLogger("personas.access")
 
 
-class PersonaGraphQL(GraphQL[Context, None]):
+class PersonaGraphQL(PersistedGraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
         principal = getattr(request.state, "principal", domain.NOBODY)
         return Context(store=request.app.state.store, principal=principal)
@@ -109,9 +111,16 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await store.close()
 
+    with_graphiql = settings.graphiql and not settings.production
+    registered = settings.persisted_queries
     graphql = PersonaGraphQL(
         build_schema(settings),
-        graphql_ide="graphiql" if settings.graphiql and not settings.production else None,
+        graphql_ide="graphiql" if with_graphiql else None,
+        persisted=PersistedQueries(
+            settings.persisted_query_cache_size,
+            None if registered is None else load_registered(registered),
+            only=settings.persisted_only,
+        ),
     )
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -119,11 +128,15 @@ def create_app(settings: Settings) -> Starlette:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         *rest.routes(),
     ]
+    if with_graphiql:
+        routes.append(graphiql.assets())
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.add_middleware(Authentication)
     app.add_middleware(JsonBodies)
     app.add_middleware(rest.BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(Cors, origins=settings.cors_origins)
     app.add_middleware(AccessLog)
     return app
 

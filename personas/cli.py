@@ -48,6 +48,11 @@ DESCRIPTIONS: dict[str, str] = {
     "PERSONAS_GRAPHQL_MAX_ALIASES": "most aliases in one GraphQL operation",
     "PERSONAS_GRAPHQL_MAX_TOKENS": "most tokens in one GraphQL document",
     "PERSONAS_GRAPHQL_CACHE_SIZE": "parsed and validated GraphQL documents kept",
+    "PERSONAS_CORS_ORIGINS": "comma-separated origins whose browser pages may call the API",
+    "PERSONAS_PERSISTED_QUERY_CACHE_SIZE": "automatic persisted queries kept (least recently "
+    "used go first)",
+    "PERSONAS_PERSISTED_QUERIES": "a JSON file of registered documents, {sha256: document}",
+    "PERSONAS_PERSISTED_ONLY": "run only registered documents (true/false)",
 }
 
 EXAMPLES = """\
