@@ -36,6 +36,7 @@ PAGE = """<!doctype html>
     <meta charset="utf-8">
     <meta name="viewport" content="width=device-width, initial-scale=1">
     <title>Persona API · GraphiQL</title>
+    <link rel="icon" href="data:,">
     <link rel="stylesheet" href="graphiql/vendor/graphiql.min.css">
     <link rel="stylesheet" href="graphiql/vendor/graphiql-plugin-explorer.css">
     <link rel="stylesheet" href="graphiql/personas-graphiql.css">

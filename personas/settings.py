@@ -141,7 +141,7 @@ def _valid_origin(origin: str) -> bool:
     return origin == "*" or bool(_ORIGIN.fullmatch(origin))
 
 
-_ORIGIN = re.compile(r"https?://[^/?#\s:@]+(:[0-9]{1,5})?")
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[^/?#\s:@\[\]]+)(:[0-9]{1,5})?")
 
 
 def _valid_mongodb_uri(uri: str | None) -> bool:
