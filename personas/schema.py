@@ -19,6 +19,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from personas import domain
 from personas.domain import DomainError
 from personas.store import PersonaStore
+from personas.tags import tags_of
 
 
 @dataclass(slots=True)
@@ -40,6 +41,13 @@ class Persona:
     version: int = strawberry.field(description="1 on create, +1 on every change.")
     created_at: datetime
     updated_at: datetime
+
+    @strawberry.field(
+        description="metadata.tags as strings: those of a tags list (each once, in order), "
+        "or a lone string; [] otherwise."
+    )
+    def tags(self) -> list[str]:
+        return tags_of(self.metadata)
 
     @strawberry.field(description="Every version this persona had, newest first.")
     async def revisions(
