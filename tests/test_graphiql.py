@@ -4,6 +4,7 @@ goes into the headers editor, and a query runs."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from personas import graphiql
+from personas.app import create_app
 from personas.settings import Settings
 from tests.live import create_key, serving
 
@@ -38,6 +40,57 @@ def _chromium() -> str:
             pytest.fail("chromium is missing: .ci/run installs it (apt-get install chromium)")
         pytest.skip("needs Debian's chromium (apt-get install chromium)")
     return CHROMIUM
+
+
+async def test_the_page_names_no_other_origin(client: httpx.AsyncClient) -> None:
+    page = await client.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == graphiql.CONTENT_SECURITY_POLICY
+    assert "default-src 'self'" in graphiql.CONTENT_SECURITY_POLICY
+    assert not re.findall(r"(?:src|href)=\"(?:https?:)?//", page.text)
+    for url in re.findall(r'(?:src|href)="(graphiql/[^"]+)"', page.text):
+        asset = await client.get(f"/{url}")
+        assert asset.status_code == 200, url
+        assert asset.content
+
+
+def test_each_vendored_asset_keeps_its_licence() -> None:
+    vendor = graphiql.ASSETS / "vendor"
+    for package in ("graphiql", "graphiql-plugin-explorer", "react", "react-dom"):
+        assert "MIT" in (vendor / f"LICENSE.{package}").read_text()
+    pinned = (vendor / "VERSIONS").read_text()
+    script = (Path(__file__).parent.parent / "scripts" / "graphiql-assets").read_text()
+    for line in pinned.splitlines():
+        name, _, version = line.split()[0].rpartition("@")
+        assert f"={version}" in script, f"{name}@{version} is not the version the script pins"
+
+
+async def test_the_page_and_assets_need_no_key(settings: Settings) -> None:
+    app = create_app(settings.replace(auth="required"))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        page = await http.get("/graphql", headers={"accept": "text/html"})
+        asset = await http.get("/graphiql/personas-graphiql.js")
+        query = await http.get("/graphql", params={"query": "{ __typename }"})
+        await app.state.store.drop_database()
+    assert page.status_code == 200
+    assert asset.status_code == 200
+    assert query.status_code == 401
+
+
+async def test_production_serves_neither_page_nor_assets(settings: Settings) -> None:
+    app = create_app(settings.replace(env="production"))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        page = await http.get("/graphql", headers={"accept": "text/html"})
+        asset = await http.get("/graphiql/vendor/graphiql.min.js")
+        await app.state.store.drop_database()
+    assert "graphiql" not in page.text.lower()
+    assert asset.status_code == 404
 
 
 def paste(page: Page, editor: str, text: str) -> None:
