@@ -61,17 +61,21 @@ class DocumentCache:
 
 def load_registered(path: Path) -> dict[str, str]:
     """A JSON object `{sha256: document}`, as GraphQL Code Generator's client preset writes
-    with `persistedDocuments: true`; every hash must be that of its document."""
+    with `persistedDocuments` (its keys read `sha256:<hash>`); every hash must be that of its
+    document."""
     try:
         loaded = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as error:
         raise ValueError(f"cannot read the persisted queries in {path}: {error}") from None
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: expected a JSON object of sha256 hash to document")
-    for sha256, document in loaded.items():
-        if not isinstance(document, str) or document_hash(document) != sha256.lower():
-            raise ValueError(f"{path}: {sha256!r} is not the sha256 hash of its document")
-    return {sha256.lower(): document for sha256, document in loaded.items()}
+    registered = {}
+    for key, document in loaded.items():
+        sha256 = key.lower().removeprefix("sha256:")
+        if not isinstance(document, str) or document_hash(document) != sha256:
+            raise ValueError(f"{path}: {key!r} is not the sha256 hash of its document")
+        registered[sha256] = document
+    return registered
 
 
 class PersistedQueries:

@@ -132,7 +132,7 @@ async def test_mutations_never_run_by_get(client: httpx.AsyncClient) -> None:
 @pytest.fixture
 async def allow_listed(settings: Settings, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     manifest = tmp_path / "persisted-documents.json"
-    manifest.write_text(json.dumps({document_hash(QUERY): QUERY}))
+    manifest.write_text(json.dumps({f"sha256:{document_hash(QUERY)}": QUERY}))
     app = create_app(settings.replace(persisted_queries=manifest, persisted_only=True))
     async with (
         app.router.lifespan_context(app),
