@@ -47,6 +47,8 @@ class PersistedGraphQL(GraphQL[Context, RootValue]):
         except HTTPException as error:
             code = REFUSAL_CODES.get(error.status_code, "BAD_REQUEST")
             response = _graphql_errors(error.status_code, code, error.reason)
+            if error.status_code == 405:
+                response.headers["allow"] = "GET, POST"
         if (
             request.method == "GET"
             and response.status_code == 200

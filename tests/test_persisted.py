@@ -222,3 +222,11 @@ async def test_a_body_that_is_not_json_is_a_coded_error(client: httpx.AsyncClien
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
+async def test_other_methods_are_a_coded_405(client: httpx.AsyncClient, method: str) -> None:
+    response = await client.request(method, "/graphql")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert response.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
