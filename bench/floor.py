@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from personas import domain
-from personas.rest import persona_json as rest_persona
+from personas import domain, services
+from personas.rest.wire import persona_json as rest_persona
 from personas.settings import Settings
 from personas.store import PersonaStore
 
@@ -72,10 +72,9 @@ async def graphql_personas(request: Request) -> Response:
         for item in variables.get("filter") or ()
     ]
     query = domain.persona_query(all_of=specs)
-    size = domain.page_size(variables.get("first"))
-    after = variables.get("after")
-    cursor = None if after is None else domain.decode_cursor(after, query)
-    page = await store_of(request).find(domain.ANONYMOUS, query, size, cursor)
+    page = await services.list_personas(
+        store_of(request), domain.ANONYMOUS, query, variables.get("first"), variables.get("after")
+    )
     connection = {
         "nodes": [graphql_persona(item) for item in page.items],
         "pageInfo": {"hasNextPage": page.has_next, "endCursor": page.end_cursor},
@@ -110,10 +109,15 @@ async def rest_personas(request: Request) -> Response:
     ]
     query = domain.persona_query(all_of=specs)
     limit = parameters.get("limit")
-    size = domain.page_size(None if limit is None else int(limit), "limit")
-    raw_cursor = parameters.get("cursor")
-    cursor = None if raw_cursor is None else domain.decode_cursor(raw_cursor, query, "cursor")
-    page = await store_of(request).find(domain.ANONYMOUS, query, size, cursor)
+    page = await services.list_personas(
+        store_of(request),
+        domain.ANONYMOUS,
+        query,
+        None if limit is None else int(limit),
+        parameters.get("cursor"),
+        "limit",
+        "cursor",
+    )
     return respond(
         {
             "data": [rest_persona(item) for item in page.items],

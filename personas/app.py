@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,20 +11,20 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from personas import domain, graphiql, rest
+from personas import domain
 from personas.auth import Authentication, Authenticator, is_loopback
 from personas.cors import Cors
-from personas.graphql_http import PersistedGraphQL
-from personas.http import JsonBodies
-from personas.persisted import PersistedQueries, load_registered
-from personas.resolvers import build_schema
-from personas.schema import Context
+from personas.graphql import graphiql
+from personas.graphql.persisted import PersistedQueries, load_registered
+from personas.graphql.schema import build_schema
+from personas.graphql.types import Context
+from personas.graphql.view import PersistedGraphQL
+from personas.middleware import AccessLog, BodyLimit, JsonBodies
+from personas.rest.routes import routes as rest_routes
 from personas.settings import Settings
 from personas.store import PersonaStore
-
-access_log = logging.getLogger("personas.access")
 
 
 class PersonaGraphQL(PersistedGraphQL[Context, None]):
@@ -42,39 +40,6 @@ class PersonaGraphQL(PersistedGraphQL[Context, None]):
             await super().__call__(scope, receive, send)
         except ClientDisconnect:
             return  # the caller left before sending its request: nobody to answer
-
-
-class AccessLog:
-    """One structured log line per HTTP request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            access_log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
 
 
 async def healthz(request: Request) -> Response:
@@ -126,7 +91,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql),  # GET and POST; the view refuses others in GraphQL's shape
-        *rest.routes(),
+        *rest_routes(),
     ]
     if with_graphiql:
         routes.append(graphiql.assets())
@@ -134,7 +99,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.add_middleware(Authentication)
     app.add_middleware(JsonBodies)
-    app.add_middleware(rest.BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(Cors, origins=settings.cors_origins)
     app.add_middleware(AccessLog)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from personas.domain import ANONYMOUS, ApiKey, Principal, Unauthenticated, Unavailable
-from personas.http import refuse
+from personas.middleware import refuse
 from personas.store import PersonaStore
 
 log = logging.getLogger("personas.auth")
@@ -100,7 +100,7 @@ class Authenticator:
             return False
         checked, exist = self._keys_exist
         if time.monotonic() - checked > CACHE_SECONDS:
-            exist = await self.store.has_keys()
+            exist = await self.store.keys.any()
             self._keys_exist = (time.monotonic(), exist)
         return not exist
 
@@ -108,7 +108,7 @@ class Authenticator:
         cached = self._keys.get(key_id)
         if cached is not None and time.monotonic() - cached[0] <= CACHE_SECONDS:
             return cached[1]
-        found = await self.store.key(key_id)
+        found = await self.store.keys.find(key_id)
         if len(self._keys) > 10_000:
             self._keys.clear()
         self._keys[key_id] = (time.monotonic(), found)

@@ -207,15 +207,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def print_schema() -> int:
-    from personas.resolvers import build_schema
+    from personas.graphql.schema import build_schema
 
     print(build_schema().as_str())
     return 0
 
 
 def check_schema() -> int:
-    from personas.resolvers import build_schema
-    from personas.schema_guard import check_files
+    from personas.graphql.guard import check_files
+    from personas.graphql.schema import build_schema
 
     try:
         report = check_files(build_schema().as_str())
@@ -287,13 +287,13 @@ async def _manage_keys(uri: str, settings: Settings, arguments: argparse.Namespa
             tenant = validate_tenant(arguments.tenant)
             scopes = parse_scopes(arguments.scopes)
             new = generate_key()
-            key = await store.create_key(new.id, new.secret_hash, tenant, scopes, arguments.name)
+            key = await store.keys.create(new.id, new.secret_hash, tenant, scopes, arguments.name)
             print(f"created API key {key.id} for tenant {key.tenant} ({_scopes(key)})")
             print("send it as 'Authorization: Bearer <key>'; it is shown only this once:")
             print(new.token)
         elif arguments.keys_command == "list":
             print(f"{'ID':<18} {'TENANT':<20} {'SCOPES':<18} {'CREATED':<20} {'STATE':<8} NAME")
-            for key in await store.keys():
+            for key in await store.keys.all():
                 state = "revoked" if key.revoked_at else "active"
                 created = key.created_at.strftime("%Y-%m-%d %H:%M:%S")
                 print(
@@ -301,7 +301,7 @@ async def _manage_keys(uri: str, settings: Settings, arguments: argparse.Namespa
                     f"{state:<8} {key.name or ''}"
                 )
         else:
-            key = await store.revoke_key(arguments.id)
+            key = await store.keys.revoke(arguments.id)
             print(f"revoked API key {key.id} of tenant {key.tenant}")
     except DomainError as error:
         print(f"personas keys: {error.message}", file=sys.stderr)
@@ -318,7 +318,7 @@ def _scopes(key: ApiKey) -> str:
 async def _has_keys(uri: str, settings: Settings) -> bool:
     store = PersonaStore.connect(uri, settings.db_name, settings.db_timeout_ms)
     try:
-        return await store.has_keys()
+        return await store.keys.any()
     finally:
         await store.close()
 

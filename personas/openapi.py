@@ -295,13 +295,13 @@ def _parameters() -> dict[str, Any]:
                 '(`"3"`), or `*` for any existing persona. Another version is a 412 and writes '
                 'nothing; a list, a weak tag (`W/"3"`) or anything else is a 400.'
             ),
-            "schema": {"type": "string", "pattern": r'^(?:\*|"[1-9][0-9]{0,17}")$'},
+            "schema": {"type": "string", "pattern": rf'^(?:\*|"{domain.VERSION_PATTERN}")$'},
         },
         "RevisionVersion": {
             "name": "version",
             "in": "path",
             "required": True,
-            "schema": {"type": "integer", "minimum": 1, "maximum": domain.INT64_MAX},
+            "schema": {"type": "integer", "minimum": 1, "maximum": domain.VERSION_MAX},
         },
         "Limit": {
             "name": "limit",
@@ -423,7 +423,7 @@ def _headers() -> dict[str, Any]:
                 "If-Match to write only that version."
             ),
             "required": True,
-            "schema": {"type": "string", "pattern": '^"[1-9][0-9]*"$'},
+            "schema": {"type": "string", "pattern": f'^"{domain.VERSION_PATTERN}"$'},
         }
     }
 

@@ -54,7 +54,7 @@ def create_key(settings: Settings, tenant: str = "acme") -> str:
         try:
             new = generate_key()
             scopes = frozenset({"read", "write"})
-            await store.create_key(new.id, new.secret_hash, tenant, scopes, "live test")
+            await store.keys.create(new.id, new.secret_hash, tenant, scopes, "live test")
             return new.token
         finally:
             await store.close()

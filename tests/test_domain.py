@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from personas import domain
-from personas.domain import FilterSpec, InvalidInput, Operator, SortField
+from personas.domain import FilterSpec, InvalidInput, SortField, cursors
 
 PERSONA = domain.Persona(
     id="a" * 24,
@@ -47,9 +47,9 @@ def test_merge_patch_follows_rfc_7396(target: Any, patch: Any, result: Any) -> N
 
 def test_patch_changes_only_what_it_names() -> None:
     changes = domain.patch_changes(PERSONA, {"metadata": {"c": {"d": None}, "x": 1}})
-    assert changes.as_document() == {"metadata": {"a": "b", "c": {"f": "g"}, "x": 1}}
-    assert domain.patch_changes(PERSONA, {"metadata": None}).as_document() == {"metadata": None}
-    assert domain.patch_changes(PERSONA, {"name": " New "}).as_document() == {"name": "New"}
+    assert changes.given() == {"metadata": {"a": "b", "c": {"f": "g"}, "x": 1}}
+    assert domain.patch_changes(PERSONA, {"metadata": None}).given() == {"metadata": None}
+    assert domain.patch_changes(PERSONA, {"name": " New "}).given() == {"name": "New"}
 
 
 @pytest.mark.parametrize(
@@ -70,80 +70,34 @@ def test_invalid_patches_name_the_field(patch: object, field: str) -> None:
     assert refused.value.field == field
 
 
+def test_the_version_rule_is_one_for_both_apis() -> None:
+    assert domain.validate_version(1, "v") == 1
+    assert domain.parse_version("42", "v") == 42
+    for refused in (0, -1, domain.VERSION_MAX + 1):
+        with pytest.raises(InvalidInput, match="integer from 1 to"):
+            domain.validate_version(refused, "v")
+    for text in ("0", "01", "x", "1.0", "", "99999999999999999999"):
+        with pytest.raises(InvalidInput, match="integer from 1 to"):
+            domain.parse_version(text, "v")
+
+
 def test_cursor_round_trip_and_tampering() -> None:
     query = domain.persona_query(all_of=[FilterSpec("tags", "prod")])
-    cursor = domain.encode_cursor(query, [PERSONA.created_at], PERSONA.id)
+    [cursor] = domain.encode_cursors(query, [domain.Cursor((PERSONA.created_at,), PERSONA.id)])
     decoded = domain.decode_cursor(cursor, query)
     assert decoded == domain.Cursor((PERSONA.created_at,), PERSONA.id)
     other = domain.persona_query(all_of=[FilterSpec("tags", "dev")])
     with pytest.raises(InvalidInput, match="another filter or order"):
         domain.decode_cursor(cursor, other)
-    forged = domain._pack([query.fingerprint(), ["not a date"], PERSONA.id])
+    forged = cursors._pack([domain.fingerprint(query), ["not a date"], PERSONA.id])
     with pytest.raises(InvalidInput, match="not a valid cursor"):
         domain.decode_cursor(forged, query)
     by_metadata = domain.persona_query(
         order=[domain.sort_key(SortField.METADATA, "x", False, "orderBy.0")]
     )
-    injected = domain._pack([by_metadata.fingerprint(), [{"$where": "1"}], PERSONA.id])
+    injected = cursors._pack([domain.fingerprint(by_metadata), [{"$where": "1"}], PERSONA.id])
     with pytest.raises(InvalidInput):
         domain.decode_cursor(injected, by_metadata)
-
-
-def test_keyset_filter_is_strictly_after_the_position() -> None:
-    sort = [("name", 1), ("_id", 1)]
-    assert domain.keyset_filter(sort, ["m", 7]) == {
-        "$or": [{"name": {"$gt": "m"}}, {"name": {"$eq": "m"}, "_id": {"$gt": 7}}]
-    }
-
-
-def test_keyset_expression_keeps_values_literal() -> None:
-    expression = domain.keyset_expression([("_sort0", -1), ("_id", -1)], ["$x", 1])
-    assert expression == {
-        "$expr": {
-            "$or": [
-                {"$and": [{"$lt": ["$_sort0", {"$literal": "$x"}]}]},
-                {
-                    "$and": [
-                        {"$eq": ["$_sort0", {"$literal": "$x"}]},
-                        {"$lt": ["$_id", {"$literal": 1}]},
-                    ]
-                },
-            ]
-        }
-    }
-
-
-def test_merge_keeps_filters_flat_and_ands_repeated_fields() -> None:
-    merged = domain.merge(
-        [{"tenant": "t"}, {"metadata.tags": {"$eq": "a"}}, {"metadata.tags": {"$eq": "b"}}]
-    )
-    assert merged == {
-        "tenant": "t",
-        "metadata.tags": {"$eq": "a"},
-        "$and": [{"metadata.tags": {"$eq": "b"}}],
-    }
-
-
-def test_conditions_use_explicit_operators() -> None:
-    assert domain.condition(FilterSpec("a.b", {"x": 1}), "f").to_mongo() == {
-        "metadata.a.b": {"$eq": {"x": 1}}
-    }
-    assert domain.condition(FilterSpec("v", "1.2(", Operator.PREFIX), "f").to_mongo() == {
-        "metadata.v": {"$regex": "^1\\.2\\("}
-    }
-    assert domain.condition(FilterSpec("t", None, Operator.EXISTS), "f").value is True
-
-
-def test_only_conditions_planners_miss_name_their_index() -> None:
-    indexed = ["metadata.tags", "metadata.status"]
-    query = domain.persona_query(
-        all_of=[FilterSpec("status", "a"), FilterSpec("owner", "x", Operator.PREFIX)]
-    )
-    assert query.hinted_field(indexed) is None
-    query = domain.persona_query(
-        all_of=[FilterSpec("owner", "x"), FilterSpec("status", "a", Operator.PREFIX)]
-    )
-    assert query.hinted_field(indexed) == "metadata.status"
 
 
 @pytest.mark.parametrize(

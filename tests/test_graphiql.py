@@ -12,8 +12,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from personas import graphiql
 from personas.app import create_app
+from personas.graphql import graphiql
 from personas.settings import Settings
 from tests.live import create_key, serving
 

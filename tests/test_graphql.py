@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from personas.resolvers import build_schema
+from personas.graphql.schema import build_schema
 from personas.settings import Settings
 from personas.store import PersonaStore
 from tests.conftest import GraphQLClient

@@ -18,9 +18,10 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from personas import domain, openapi, rest
+from personas import domain, openapi
 from personas.app import create_app
 from personas.auth import generate_key
+from personas.rest import handlers as rest
 from personas.settings import Settings
 from personas.store import PersonaStore
 
@@ -105,7 +106,7 @@ async def api_key(mongodb_uri: str, tmp_path_factory: pytest.TempPathFactory) ->
     )
     store = PersonaStore.connect(mongodb_uri, configured.db_name, configured.db_timeout_ms)
     key = generate_key()
-    await store.create_key(key.id, key.secret_hash, "fuzz", frozenset({"read", "write"}), "fuzz")
+    await store.keys.create(key.id, key.secret_hash, "fuzz", frozenset({"read", "write"}), "fuzz")
     DEFERRED.app = create_app(configured)
     yield key.token
     asgi.shutdown_lifespans()

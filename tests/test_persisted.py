@@ -11,7 +11,12 @@ import httpx
 import pytest
 
 from personas.app import create_app
-from personas.persisted import DocumentCache, PersistedQueries, document_hash, load_registered
+from personas.graphql.persisted import (
+    DocumentCache,
+    PersistedQueries,
+    document_hash,
+    load_registered,
+)
 from personas.settings import Settings
 
 QUERY = "query Count { personas(first: 1) { totalCount } }"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from personas import domain
+from personas import domain, services
 from personas.domain import ANONYMOUS, FilterSpec, Operator, SortField
 from personas.store import PersonaStore
 from tests.conftest import GraphQLClient
@@ -55,12 +55,12 @@ async def listed(store: PersonaStore, query: domain.PersonaQuery, first: int = 1
     ids: list[str] = []
     after = None
     while True:
-        page = await store.find(ANONYMOUS, query, first, after)
+        page = await services.list_personas(store, ANONYMOUS, query, first, after)
         ids.extend(item.id for item in page.items)
         if not page.has_next:
             return ids
         assert page.end_cursor is not None
-        after = domain.decode_cursor(page.end_cursor, query)
+        after = page.end_cursor
 
 
 scalar = st.sampled_from(SCALARS)

@@ -378,7 +378,7 @@ async def test_without_a_key_once_keys_exist_is_a_401(
     client: httpx.AsyncClient, store: PersonaStore
 ) -> None:
     key = generate_key()
-    await store.create_key(key.id, key.secret_hash, "default", frozenset({"read", "write"}), "t")
+    await store.keys.create(key.id, key.secret_hash, "default", frozenset({"read", "write"}), "t")
     response = await client.post(PERSONAS, json={"name": "n", "content": "c"})
     await problem(response, 401)
     assert response.headers["www-authenticate"].startswith("Bearer")
@@ -390,7 +390,7 @@ async def test_a_key_without_the_write_scope_is_a_403(
     client: httpx.AsyncClient, store: PersonaStore
 ) -> None:
     key = generate_key()
-    await store.create_key(key.id, key.secret_hash, "default", frozenset({"read"}), "reader")
+    await store.keys.create(key.id, key.secret_hash, "default", frozenset({"read"}), "reader")
     headers = {"authorization": f"Bearer {key.token}"}
     response = await client.post(PERSONAS, json={"name": "n", "content": "c"}, headers=headers)
     assert "'write' scope" in (await problem(response, 403))["detail"]

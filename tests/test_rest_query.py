@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from personas import domain, openapi
 from personas.domain import FilterSpec, InvalidInput, Operator, SortKey
-from personas.rest import filter_specs, number, readings, sort_keys
+from personas.rest.querystring import filter_specs, number, readings, sort_keys
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,10 @@ import orjson
 import pytest
 from starlette.applications import Starlette
 
-from personas import domain, rest
+from personas import domain
 from personas.app import create_app
 from personas.auth import generate_key
+from personas.rest import handlers as rest
 from personas.settings import Settings
 from personas.store import PersonaStore
 from tests.conftest import GraphQLClient
@@ -634,7 +635,7 @@ async def secured(settings: Settings) -> AsyncIterator[Starlette]:
 async def tenant_client(app: Starlette, tenant: str) -> tuple[httpx.AsyncClient, str]:
     new = generate_key()
     store: PersonaStore = app.state.store
-    await store.create_key(new.id, new.secret_hash, tenant, frozenset({"read", "write"}), tenant)
+    await store.keys.create(new.id, new.secret_hash, tenant, frozenset({"read", "write"}), tenant)
     http = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://testserver",

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from personas import cli
-from personas.resolvers import build_schema
-from personas.schema_guard import (
+from personas.graphql.guard import (
     breaking_changes,
     check,
     check_files,
     listed_breaking_changes,
 )
+from personas.graphql.schema import build_schema
 
 ROOT = Path(__file__).parent.parent
 RELEASED = """

@@ -77,7 +77,7 @@ async def http(secured: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 async def issue(store: PersonaStore, tenant: str, *scopes: str) -> tuple[str, str]:
     new = generate_key()
-    await store.create_key(new.id, new.secret_hash, tenant, frozenset(scopes), "test")
+    await store.keys.create(new.id, new.secret_hash, tenant, frozenset(scopes), "test")
     return new.id, new.token
 
 
@@ -135,7 +135,7 @@ async def test_revoked_key_stops_working(
 ) -> None:
     store: PersonaStore = secured.state.store
     key_id, token = await issue(store, "acme", "read")
-    await store.revoke_key(key_id)
+    await store.keys.revoke(key_id)
     fresh = create_app(settings.replace(auth="required"))
     async with (
         fresh.router.lifespan_context(fresh),

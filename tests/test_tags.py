@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from personas.tags import tags_of
+from personas.domain import tags_of
 from tests.conftest import GraphQLClient
 
 

@@ -1,25 +1,18 @@
-"""GraphQL types, inputs and scalars, built from domain objects; and how errors are shown."""
+"""GraphQL types and inputs, built from domain objects with `from_domain` / `to_domain`."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, Self
 
 import strawberry
-from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
-from strawberry.types import ExecutionContext, ExecutionResult
 
-from personas import domain
-from personas.domain import DomainError
+from personas import domain, services
 from personas.store import PersonaStore
-from personas.tags import tags_of
 
 
 @dataclass(slots=True)
@@ -47,7 +40,7 @@ class Persona:
         "or a lone string; [] otherwise."
     )
     def tags(self) -> list[str]:
-        return tags_of(self.metadata)
+        return domain.tags_of(self.metadata)
 
     @strawberry.field(description="Every version this persona had, newest first.")
     async def revisions(
@@ -112,10 +105,8 @@ class PersonaRevisionConnection:
     async def load(
         cls, context: Context, persona_id: str, first: int | None, after: str | None
     ) -> Self:
-        persona_id = domain.parse_id(persona_id)
-        before = None if after is None else domain.decode_revision_cursor(after, persona_id)
-        page = await context.store.revisions(
-            context.principal, persona_id, domain.page_size(first), before
+        page = await services.list_revisions(
+            context.store, context.principal, domain.parse_id(persona_id), first, after
         )
         return cls(
             nodes=[PersonaRevision.from_domain(item) for item in page.items],
@@ -231,106 +222,3 @@ class UpdatePersonaInput:
         return domain.persona_changes(
             name=given(self.name), content=given(self.content), metadata=given(self.metadata)
         )
-
-
-def present_error(error: GraphQLError) -> GraphQLError:
-    """Expected errors keep their message and code; anything else is masked."""
-    original = error.original_error
-    if original is None:
-        return error
-    if isinstance(original, DomainError):
-        extensions: dict[str, Any] = {"code": original.code}
-        if isinstance(original, domain.InvalidInput):
-            extensions["field"] = original.field
-        if isinstance(original, domain.Conflict) and original.current_version is not None:
-            extensions["currentVersion"] = original.current_version
-        message = original.message
-    elif isinstance(original, GraphQLError):
-        return error if _is_coercion(error) else original
-    else:
-        extensions = {"code": "INTERNAL_SERVER_ERROR"}
-        message = "Unexpected error."
-    return GraphQLError(
-        message,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        extensions=extensions,
-    )
-
-
-def add_code(error: GraphQLError) -> None:
-    """A document refused before it ran gets the code clients switch on (in place: the
-    validation cache hands out the same error objects again)."""
-    if error.path is not None or (error.extensions or {}).get("code"):
-        return
-    if _is_coercion(error):
-        code = "BAD_USER_INPUT"
-    elif error.original_error is not None:
-        return
-    elif error.message.startswith("Syntax Error"):
-        code = "GRAPHQL_PARSE_FAILED"
-    else:
-        code = "GRAPHQL_VALIDATION_FAILED"
-    error.extensions = {**(error.extensions or {}), "code": code}
-
-
-_COERCION = re.compile(
-    r"Variable '\$[^']+' (has invalid (default )?value|got invalid value "
-    r"|of required type .* was not provided\.|of non-null type .* must not be null\.)"
-)
-
-
-def _is_coercion(error: GraphQLError) -> bool:
-    """A variable's value refused before the operation ran (graphql-core's messages)."""
-    return error.path is None and bool(_COERCION.match(error.message))
-
-
-class PersonaSchema(strawberry.Schema):
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
-        """Log what went wrong unexpectedly; expected errors are the caller's business."""
-        for error in errors:
-            add_code(error)
-        unexpected = [error for error in errors if not _expected(error)]
-        super().process_errors(unexpected, execution_context)
-
-
-def _expected(error: GraphQLError) -> bool:
-    return error.original_error is None or isinstance(
-        error.original_error, DomainError | GraphQLError
-    )
-
-
-_SUGGESTION = re.compile(r"\s*Did you mean .*\?$")
-
-
-def without_suggestion(error: GraphQLError) -> GraphQLError:
-    """The error without its "Did you mean ...?" hint, which would reveal the schema."""
-    message = _SUGGESTION.sub("", error.message)
-    if message == error.message:
-        return error
-    return GraphQLError(
-        message,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        extensions=error.extensions,
-    )
-
-
-class DomainErrors(SchemaExtension):
-    def __init__(self, hide_suggestions: bool = False) -> None:
-        self.hide_suggestions = hide_suggestions
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        if isinstance(result, ExecutionResult | GraphQLExecutionResult) and result.errors:
-            errors = [present_error(error) for error in result.errors]
-            if self.hide_suggestions:
-                errors = [without_suggestion(error) for error in errors]
-            result.errors = errors

@@ -8,7 +8,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-ASSETS = Path(__file__).parent / "static" / "graphiql"
+ASSETS = Path(__file__).parent.parent / "static" / "graphiql"
 ASSETS_PATH = "/graphiql"
 
 CONTENT_SECURITY_POLICY = "; ".join(

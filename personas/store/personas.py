@@ -1,129 +1,54 @@
-"""The only module that talks to MongoDB: persona storage, scoped to the caller's tenant."""
+"""Persona storage: the only code that reads and writes personas and their revisions,
+scoped to the caller's tenant. Every change and its revision share one transaction."""
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
-from typing import Any, Self, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Final, Self, TypeVar
 
 from bson import ObjectId
-from pymongo import AsyncMongoClient, MongoClient, ReturnDocument
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import (
-    ConnectionFailure,
-    ExecutionTimeout,
-    OperationFailure,
-    PyMongoError,
-)
+from pymongo.errors import OperationFailure, PyMongoError
 
 from personas.domain import (
     ANONYMOUS,
-    ApiKey,
+    TAGS,
     Conflict,
     Cursor,
     DomainError,
-    InvalidInput,
+    Found,
     NewPersona,
     NotFound,
     Operation,
-    Page,
     Persona,
     PersonaChanges,
     PersonaQuery,
     Principal,
     Revision,
     RevisionPage,
-    Unavailable,
     ValueCount,
-    encode_cursor,
-    keyset_expression,
-    keyset_filter,
-    merge,
     now,
     patch_changes,
     require,
-    sort_expression,
     validate_metadata,
 )
+from personas.store import query as q
+from personas.store.connection import client_options
+from personas.store.errors import translated
+from personas.store.keys import API_KEYS, KeyStore
 
 log = logging.getLogger("personas.store")
 
-PERSONAS = "personas"
-REVISIONS = "persona_revisions"
-API_KEYS = "api_keys"
-REVISION_INDEX = [("tenant", 1), ("persona_id", 1), ("version", -1)]
+PERSONAS: Final = "personas"
+REVISIONS: Final = "persona_revisions"
+REVISION_INDEX: Final = [("tenant", 1), ("persona_id", 1), ("version", -1)]
+ALWAYS_INDEXED: Final = ("tags",)
 T = TypeVar("T")
-ALWAYS_INDEXED = ("tags",)
-_PROJECTION = {"tenant": False}
-
-
-def client_options(timeout_ms: int) -> dict[str, Any]:
-    return {
-        "tz_aware": True,
-        "timeoutMS": timeout_ms,
-        "serverSelectionTimeoutMS": timeout_ms,
-        "connectTimeoutMS": timeout_ms,
-        "appname": "personas",
-    }
-
-
-def wait_until_ready(uri: str, timeout: float) -> bool:
-    """Ping `uri` until it answers or `timeout` seconds pass; True when it answered."""
-    deadline = time.monotonic() + timeout
-    while True:
-        client: MongoClient[dict[str, Any]] = MongoClient(uri, **client_options(500))
-        try:
-            client.admin.command("ping")
-            return True
-        except PyMongoError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.1)
-        finally:
-            client.close()
-
-
-@asynccontextmanager
-async def _translated() -> AsyncIterator[None]:
-    """Turn driver failures into domain errors the adapters know how to show."""
-    try:
-        yield
-    except (ConnectionFailure, ExecutionTimeout) as error:
-        log.warning("database unavailable: %s", error)
-        raise Unavailable("the database is unavailable; try again shortly") from error
-    except PyMongoError as error:
-        if getattr(error, "timeout", False):
-            log.warning("database timeout: %s", error)
-            raise Unavailable("the database did not answer in time; try again") from error
-        raise
-
-
-def _persona(document: Mapping[str, Any]) -> Persona:
-    return Persona(
-        id=str(document["_id"]),
-        name=document["name"],
-        content=document["content"],
-        metadata=document.get("metadata"),
-        version=document.get("version", 1),
-        created_at=document["created_at"],
-        updated_at=document.get("updated_at", document["created_at"]),
-    )
-
-
-RECENCY = [("created_at", -1), ("_id", -1)]
-ORDER_INDEXES: dict[str, list[tuple[str, Any]]] = {
-    "created_at": [("tenant", 1), *RECENCY],
-    "updated_at": [("tenant", 1), ("updated_at", -1), ("_id", -1)],
-    "name": [("tenant", 1), ("name", 1), ("_id", 1)],
-}
-
-
-def path_index(stored: str) -> list[tuple[str, Any]]:
-    """The index for filtering by `stored` (a `metadata.` field), newest first."""
-    return [("tenant", 1), (stored, 1), *RECENCY]
+Update = Mapping[str, Any] | Callable[[Persona], Mapping[str, Any]]
+"""A change: an update document, or one made from the persona as it is now."""
 
 
 class PersonaStore:
@@ -137,7 +62,7 @@ class PersonaStore:
         self._db = client[db_name]
         self._personas: AsyncCollection[dict[str, Any]] = self._db[PERSONAS]
         self._revisions: AsyncCollection[dict[str, Any]] = self._db[REVISIONS]
-        self._keys: AsyncCollection[dict[str, Any]] = self._db[API_KEYS]
+        self.keys = KeyStore(self._db[API_KEYS])
         self.indexed_fields = tuple(
             dict.fromkeys(f"metadata.{path}" for path in (*ALWAYS_INDEXED, *indexed_paths))
         )
@@ -172,7 +97,7 @@ class PersonaStore:
     async def adopt_legacy_personas(self) -> int:
         """Personas stored before tenants and versions existed join `default` at version 1,
         last updated when created."""
-        async with _translated():
+        async with translated():
             tenants = await self._personas.update_many(
                 {"tenant": {"$exists": False}}, {"$set": {"tenant": ANONYMOUS.tenant}}
             )
@@ -189,8 +114,8 @@ class PersonaStore:
 
     async def ensure_indexes(self) -> None:
         """Create the indexes listings need (idempotent)."""
-        specs = [*ORDER_INDEXES.values(), *(path_index(field) for field in self.indexed_fields)]
-        async with _translated():
+        specs = [*q.ORDER_INDEXES.values(), *(q.path_index(field) for field in self.indexed_fields)]
+        async with translated():
             for keys in specs:
                 await self._personas.create_index(keys)
             await self._revisions.create_index(REVISION_INDEX, unique=True)
@@ -201,81 +126,43 @@ class PersonaStore:
 
     async def index_keys(self) -> list[list[tuple[str, Any]]]:
         """The key patterns of the persona indexes."""
-        async with _translated():
+        async with translated():
             information = await self._personas.index_information()
         return [
             [(name, direction) for name, direction in spec["key"]] for spec in information.values()
         ]
 
-    # -- reads -------------------------------------------------------------
-
-    @staticmethod
-    def _scoped(principal: Principal, *clauses: Mapping[str, Any]) -> dict[str, Any]:
-        """Every query goes through here: it pins the caller's tenant. The tenant comes last:
-        a planner that looks at the first condition then finds `_id` or the metadata path."""
-        return merge([*clauses, {"tenant": principal.tenant}])
-
-    def _hint(self, query: PersonaQuery) -> dict[str, Any]:
-        """Keyword arguments naming the index for conditions the planner may not pair with
-        it by itself. Only then: on the embedded server a hinted scan is slower than the
-        planner's own choice."""
-        field = query.hinted_field(self.indexed_fields)
-        return {} if field is None else {"hint": dict(path_index(field))}
+    # reads
 
     async def get(self, principal: Principal, persona_id: str) -> Persona | None:
         require(principal, "read")
-        async with _translated():
+        async with translated():
             document = await self._personas.find_one(
-                self._scoped(principal, {"_id": ObjectId(persona_id)}), _PROJECTION
+                q.scoped(principal.tenant, {"_id": ObjectId(persona_id)}), q.HIDDEN
             )
         return None if document is None else _persona(document)
 
     async def find(
         self, principal: Principal, query: PersonaQuery, first: int, after: Cursor | None = None
-    ) -> Page:
-        """One page of a listing, after `after`; keyset-paginated under any order.
-
-        One pipeline: the filter first (where an index serves it), then the position of
-        the cursor as a stage of its own, so that page 50 is found the way page 1 is.
-        Metadata orders compare computed sort values (`sort_expression`)."""
+    ) -> Found:
+        """One page of a listing, after `after`; keyset-paginated under any order."""
         require(principal, "read")
-        order = query.sort()
-        computed = query.by_metadata
-        names = [
-            f"_sort{index}" if computed else key.field for index, key in enumerate(query.order)
-        ]
-        sort = [
-            (name, direction) for name, (_, direction) in zip([*names, "_id"], order, strict=True)
-        ]
-        pipeline: list[dict[str, Any]] = [{"$match": self._scoped(principal, *query.clauses())}]
-        if computed:
-            expressions = zip(names, query.order, strict=True)
-            pipeline.append(
-                {"$addFields": {name: sort_expression(key) for name, key in expressions}}
-            )
-        if after is not None:
-            position = [*after.values, ObjectId(after.id)]
-            after_position = keyset_expression if computed else keyset_filter
-            pipeline.append({"$match": after_position(sort, position)})
-        pipeline += [{"$sort": dict(sort)}, {"$limit": first + 1}, {"$project": _PROJECTION}]
-        async with _translated():
-            cursor = await self._personas.aggregate(pipeline, **self._hint(query))
+        pipeline = q.listing_pipeline(principal.tenant, query, first, after)
+        async with translated():
+            cursor = await self._personas.aggregate(pipeline, **q.hint(query, self.indexed_fields))
             documents = await cursor.to_list(first + 1)
         items = documents[:first]
-        return Page(
+        return Found(
             items=[_persona(document) for document in items],
-            cursors=[
-                encode_cursor(query, [item[name] for name in names], str(item["_id"]))
-                for item in items
-            ],
+            positions=[q.position(document, query) for document in items],
             has_next=len(documents) > first,
         )
 
     async def count(self, principal: Principal, query: PersonaQuery) -> int:
         require(principal, "read")
-        async with _translated():
+        async with translated():
             return await self._personas.count_documents(
-                self._scoped(principal, *query.clauses()), **self._hint(query)
+                q.listing_filter(principal.tenant, query), **q.hint(query, self.indexed_fields)
             )
 
     async def metadata_values(
@@ -283,37 +170,32 @@ class PersonaStore:
     ) -> list[ValueCount]:
         """How many personas have each value at `stored`, arrays unwound, most frequent first."""
         require(principal, "read")
-        pipeline: list[dict[str, Any]] = [
-            {"$match": self._scoped(principal, *query.clauses())},
-            {"$project": {"_id": False, "value": "$" + stored}},
-            {"$unwind": "$value"},
-            {"$group": {"_id": "$value", "count": {"$sum": 1}}},
-            {"$sort": {"count": -1, "_id": 1}},
-            {"$limit": first},
-        ]
-        async with _translated():
-            cursor = await self._personas.aggregate(pipeline, **self._hint(query))
+        pipeline = q.values_pipeline(principal.tenant, stored, query, first)
+        async with translated():
+            cursor = await self._personas.aggregate(pipeline, **q.hint(query, self.indexed_fields))
             rows = await cursor.to_list(first)
         return [ValueCount(row["_id"], row["count"]) for row in rows]
 
     async def explain(self, principal: Principal, query: PersonaQuery) -> dict[str, Any]:
         """The server's execution statistics for a listing's filter (for index checks)."""
-        async with _translated():
+        async with translated():
             result: dict[str, Any] = await self._db.command(
                 "explain",
                 {
                     "find": PERSONAS,
-                    "filter": self._scoped(principal, *query.clauses()),
-                    **self._hint(query),
+                    "filter": q.listing_filter(principal.tenant, query),
+                    **q.hint(query, self.indexed_fields),
                 },
                 verbosity="executionStats",
             )
         return result
 
-    # -- writes: each change and its revision in one transaction -----------
+    # writes: each change and its revision in one transaction
 
-    async def _transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
-        async with _translated(), self._client.start_session() as session:
+    async def _transaction(
+        self, work: Callable[[AsyncClientSession], Awaitable[T]], path_field: str | None = None
+    ) -> T:
+        async with translated(path_field), self._client.start_session() as session:
             return await session.with_transaction(work)
 
     async def _record(
@@ -348,7 +230,7 @@ class PersonaStore:
     ) -> DomainError:
         """Why a conditional write matched nothing: no such persona, or another version."""
         current = await self._personas.find_one(
-            self._scoped(principal, {"_id": ObjectId(persona_id)}),
+            q.scoped(principal.tenant, {"_id": ObjectId(persona_id)}),
             {"version": True},
             session=session,
         )
@@ -360,39 +242,45 @@ class PersonaStore:
             current_version=version,
         )
 
+    @staticmethod
     def _target(
-        self, principal: Principal, persona_id: str, expected_version: int | None
+        principal: Principal, persona_id: str, expected_version: int | None
     ) -> dict[str, Any]:
         target: dict[str, Any] = {"_id": ObjectId(persona_id)}
         if expected_version is not None:
             target["version"] = expected_version
-        return self._scoped(principal, target)
+        return q.scoped(principal.tenant, target)
 
     async def _change(
         self,
         principal: Principal,
         persona_id: str,
         expected_version: int | None,
-        update: Mapping[str, Any],
+        update: Update,
         operation: Operation,
         field: str = "metadata",
     ) -> Persona:
-        """One atomic update of a persona (version +1) and its revision."""
+        """The one write path of a persona: an atomic update (version +1, updated now) and
+        its revision, in one transaction. An update made from the persona as it is now
+        reads it in the same transaction, so that nothing written meanwhile is lost."""
         require(principal, "write")
-        changes = {
-            **update,
-            "$set": {**update.get("$set", {}), "updated_at": now()},
-            "$inc": {"version": 1},
-        }
 
         async def work(session: AsyncClientSession) -> dict[str, Any]:
             target = self._target(principal, persona_id, expected_version)
-            try:
-                result = await self._personas.update_one(target, changes, session=session)
-            except OperationFailure as error:
-                if error.code in _PATH_ERRORS:
-                    raise InvalidInput(field, _path_message(error)) from None
-                raise
+            if callable(update):
+                current = await self._personas.find_one(target, session=session)
+                if current is None:
+                    raise await self._refusal(principal, persona_id, expected_version, session)
+                changes = update(_persona(current))
+                target = {"_id": current["_id"], "version": current["version"]}
+            else:
+                changes = update
+            stamped = {
+                **changes,
+                "$set": {**changes.get("$set", {}), "updated_at": now()},
+                "$inc": {"version": 1},
+            }
+            result = await self._personas.update_one(target, stamped, session=session)
             if result.matched_count == 0:
                 raise await self._refusal(principal, persona_id, expected_version, session)
             document = await self._changed(persona_id, session)
@@ -400,12 +288,12 @@ class PersonaStore:
             await self._record(principal, document, operation, session)
             return document
 
-        return _persona(await self._transaction(work))
+        return _persona(await self._transaction(work, path_field=field))
 
     async def _changed(self, persona_id: str, session: AsyncClientSession) -> dict[str, Any]:
         """A persona as this transaction just wrote it."""
         document = await self._personas.find_one(
-            {"_id": ObjectId(persona_id)}, _PROJECTION, session=session
+            {"_id": ObjectId(persona_id)}, q.HIDDEN, session=session
         )
         assert document is not None, "read inside the transaction that wrote it"
         return document
@@ -441,11 +329,7 @@ class PersonaStore:
         operation: Operation = Operation.UPDATE,
     ) -> Persona:
         """Replace the given fields; metadata given as None is removed."""
-        replaced = changes.as_document()
-        update: dict[str, Any] = {"$set": replaced}
-        if "metadata" in replaced and replaced["metadata"] is None:
-            del replaced["metadata"]
-            update["$unset"] = {"metadata": ""}
+        update = q.changes_update(changes.given())
         return await self._change(principal, persona_id, expected_version, update, operation)
 
     async def patch(
@@ -455,30 +339,12 @@ class PersonaStore:
         patch: object,
         expected_version: int | None = None,
     ) -> Persona:
-        """Apply a JSON merge patch: read and write in one transaction, so nothing is lost."""
-        require(principal, "write")
+        """Apply a JSON merge patch to the persona as it is when the change is made."""
 
-        async def work(session: AsyncClientSession) -> Persona:
-            current = await self._personas.find_one(
-                self._target(principal, persona_id, expected_version), session=session
-            )
-            if current is None:
-                raise await self._refusal(principal, persona_id, expected_version, session)
-            changes = patch_changes(_persona(current), patch)
-            replaced = changes.as_document()
-            update: dict[str, Any] = {
-                "$set": {**replaced, "updated_at": now()},
-                "$inc": {"version": 1},
-            }
-            if "metadata" in replaced and replaced["metadata"] is None:
-                del update["$set"]["metadata"]
-                update["$unset"] = {"metadata": ""}
-            await self._personas.update_one({"_id": current["_id"]}, update, session=session)
-            document = await self._changed(persona_id, session)
-            await self._record(principal, document, Operation.PATCH, session)
-            return _persona(document)
+        def update(current: Persona) -> Mapping[str, Any]:
+            return q.changes_update(patch_changes(current, patch).given())
 
-        return await self._transaction(work)
+        return await self._change(principal, persona_id, expected_version, update, Operation.PATCH)
 
     async def set_metadata(
         self,
@@ -488,13 +354,9 @@ class PersonaStore:
         value: Any,
         expected_version: int | None = None,
     ) -> Persona:
+        update = {"$set": {stored: value}}
         return await self._change(
-            principal,
-            persona_id,
-            expected_version,
-            {"$set": {stored: value}},
-            Operation.SET_METADATA,
-            field="path",
+            principal, persona_id, expected_version, update, Operation.SET_METADATA, "path"
         )
 
     async def unset_metadata(
@@ -504,13 +366,9 @@ class PersonaStore:
         stored: str,
         expected_version: int | None = None,
     ) -> Persona:
+        update = {"$unset": {stored: ""}}
         return await self._change(
-            principal,
-            persona_id,
-            expected_version,
-            {"$unset": {stored: ""}},
-            Operation.UNSET_METADATA,
-            field="path",
+            principal, persona_id, expected_version, update, Operation.UNSET_METADATA, "path"
         )
 
     async def add_tags(
@@ -520,13 +378,9 @@ class PersonaStore:
         tags: list[str],
         expected_version: int | None = None,
     ) -> Persona:
+        update = {"$addToSet": {TAGS: {"$each": tags}}}
         return await self._change(
-            principal,
-            persona_id,
-            expected_version,
-            {"$addToSet": {TAGS: {"$each": tags}}},
-            Operation.ADD_TAGS,
-            field="tags",
+            principal, persona_id, expected_version, update, Operation.ADD_TAGS, "tags"
         )
 
     async def remove_tags(
@@ -536,13 +390,9 @@ class PersonaStore:
         tags: list[str],
         expected_version: int | None = None,
     ) -> Persona:
+        update = {"$pull": {TAGS: {"$in": tags}}}
         return await self._change(
-            principal,
-            persona_id,
-            expected_version,
-            {"$pull": {TAGS: {"$in": tags}}},
-            Operation.REMOVE_TAGS,
-            field="tags",
+            principal, persona_id, expected_version, update, Operation.REMOVE_TAGS, "tags"
         )
 
     async def restore(
@@ -582,15 +432,15 @@ class PersonaStore:
         await self._transaction(work)
         return persona_id
 
-    # -- revisions -----------------------------------------------------------
+    # revisions
 
     async def revision(
         self, principal: Principal, persona_id: str, version: int
     ) -> Revision | None:
         require(principal, "read")
-        async with _translated():
+        async with translated():
             document = await self._revisions.find_one(
-                self._scoped(principal, {"persona_id": ObjectId(persona_id), "version": version})
+                q.scoped(principal.tenant, {"persona_id": ObjectId(persona_id), "version": version})
             )
         return None if document is None else _revision(document)
 
@@ -602,9 +452,9 @@ class PersonaStore:
         condition: dict[str, Any] = {"persona_id": ObjectId(persona_id)}
         if before_version is not None:
             condition["version"] = {"$lt": before_version}
-        async with _translated():
+        async with translated():
             documents = await self._revisions.find(
-                self._scoped(principal, condition),
+                q.scoped(principal.tenant, condition),
                 sort=[("version", -1)],
                 limit=first + 1,
                 hint=dict(REVISION_INDEX),
@@ -614,69 +464,17 @@ class PersonaStore:
             has_next=len(documents) > first,
         )
 
-    # -- API keys (managed by the `personas keys` command) --------------------
 
-    async def create_key(
-        self, key_id: str, secret_hash: str, tenant: str, scopes: frozenset[str], name: str | None
-    ) -> ApiKey:
-        document = {
-            "_id": key_id,
-            "hash": secret_hash,
-            "tenant": tenant,
-            "scopes": sorted(scopes),
-            "name": name,
-            "created_at": now(),
-            "revoked_at": None,
-        }
-        async with _translated():
-            await self._keys.insert_one(document)
-        return _api_key(document)
-
-    async def keys(self) -> list[ApiKey]:
-        async with _translated():
-            documents = await self._keys.find({}, sort=[("created_at", 1)]).to_list(None)
-        return [_api_key(document) for document in documents]
-
-    async def revoke_key(self, key_id: str) -> ApiKey:
-        async with _translated():
-            document = await self._keys.find_one_and_update(
-                {"_id": key_id, "revoked_at": None},
-                {"$set": {"revoked_at": now()}},
-                return_document=ReturnDocument.AFTER,
-            )
-        if document is None:
-            raise NotFound(f"no active API key {key_id}")
-        return _api_key(document)
-
-    async def key(self, key_id: str) -> tuple[ApiKey, str] | None:
-        """An active key and the hash of its secret."""
-        async with _translated():
-            document = await self._keys.find_one({"_id": key_id, "revoked_at": None})
-        return None if document is None else (_api_key(document), document["hash"])
-
-    async def has_keys(self) -> bool:
-        async with _translated():
-            return await self._keys.find_one({"revoked_at": None}, {"_id": True}) is not None
-
-
-def _api_key(document: Mapping[str, Any]) -> ApiKey:
-    return ApiKey(
-        id=document["_id"],
-        tenant=document["tenant"],
-        scopes=frozenset(document["scopes"]),
-        name=document.get("name"),
+def _persona(document: Mapping[str, Any]) -> Persona:
+    return Persona(
+        id=str(document["_id"]),
+        name=document["name"],
+        content=document["content"],
+        metadata=document.get("metadata"),
+        version=document.get("version", 1),
         created_at=document["created_at"],
-        revoked_at=document.get("revoked_at"),
+        updated_at=document.get("updated_at", document["created_at"]),
     )
-
-
-TAGS = "metadata.tags"
-_PATH_ERRORS = frozenset({2, 14, 28})
-
-
-def _path_message(error: OperationFailure) -> str:
-    message = str((error.details or {}).get("errmsg", error))
-    return message.rsplit(":: caused by ::", 1)[-1].strip()
 
 
 def _revision(document: Mapping[str, Any]) -> Revision:

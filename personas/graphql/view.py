@@ -17,8 +17,8 @@ from strawberry.http.ides import GraphQL_IDE
 from strawberry.http.typevars import Context, RootValue
 from strawberry.schema import BaseSchema
 
-from personas import graphiql
-from personas.persisted import PersistedQueries, PersistedQueryError, revalidated
+from personas.graphql import graphiql
+from personas.graphql.persisted import PersistedQueries, PersistedQueryError, revalidated
 
 REFUSAL_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 """The code of a request strawberry refuses before it is a GraphQL operation."""

@@ -1,29 +1,18 @@
-"""GraphQL operations: thin adapters from the schema's inputs to domain rules and the store."""
+"""GraphQL queries and mutations: thin adapters from the schema's inputs to the services,
+the domain rules and the store."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
 import strawberry
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from personas import domain
-from personas.schema import (
+from personas import domain, services
+from personas.graphql.types import (
     Context,
     CreatePersonaInput,
-    DomainErrors,
     MetadataFilter,
     MetadataValueCount,
     Persona,
@@ -31,13 +20,16 @@ from personas.schema import (
     PersonaOrder,
     PersonaRevision,
     PersonaRevisionConnection,
-    PersonaSchema,
     UpdatePersonaInput,
 )
-from personas.settings import Settings
 
 ContextInfo = Info[Context, None]
 Filters = list[MetadataFilter] | None
+
+
+QUERY_FIELDS = domain.QueryFields(
+    all_of="metadataFilter", any_of="metadataFilterAny", search="search", order="orderBy"
+)
 
 
 def _specs(filters: Filters) -> list[domain.FilterSpec]:
@@ -76,10 +68,9 @@ class Query:
             any_of=_specs(metadata_filter_any),
             search=search,
             order=[item.to_domain(index) for index, item in enumerate(order_by or ())],
+            fields=QUERY_FIELDS,
         )
-        size = domain.page_size(first)
-        cursor = None if after is None else domain.decode_cursor(after, query)
-        page = await context.store.find(context.principal, query, size, cursor)
+        page = await services.list_personas(context.store, context.principal, query, first, after)
         return PersonaConnection.from_page(
             page, lambda: context.store.count(context.principal, query)
         )
@@ -96,7 +87,7 @@ class Query:
     ) -> list[MetadataValueCount]:
         context = info.context
         stored = domain.validate_path(path, "path")
-        query = domain.persona_query(all_of=_specs(metadata_filter))
+        query = domain.persona_query(all_of=_specs(metadata_filter), fields=QUERY_FIELDS)
         size = domain.facet_size(first)
         counts = await context.store.metadata_values(context.principal, stored, query, size)
         return [MetadataValueCount(value=item.value, count=item.count) for item in counts]
@@ -106,7 +97,9 @@ class Query:
         self, info: ContextInfo, id: strawberry.ID, version: int
     ) -> PersonaRevision | None:
         context = info.context
-        found = await context.store.revision(context.principal, domain.parse_id(id), version)
+        found = await services.get_revision(
+            context.store, context.principal, domain.parse_id(id), version
+        )
         return None if found is None else PersonaRevision.from_domain(found)
 
     @strawberry.field(description="A persona's revisions, newest first, also after deletion.")
@@ -127,7 +120,7 @@ ExpectedVersion = Annotated[
 
 
 def _expected(version: int | None) -> int | None:
-    return domain.validate_version(version, "expectedVersion")
+    return domain.expected_version(version, "expectedVersion")
 
 
 @strawberry.type
@@ -241,25 +234,3 @@ class Mutation:
             context.principal, persona_id, version, _expected(expected_version)
         )
         return Persona.from_domain(restored)
-
-
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
-    """The schema with its guards: depth, alias and token limits, bounded caches, and in
-    production no introspection and no field suggestions."""
-    settings = settings or Settings()
-    # The limiters' rules are built once: the validation cache is keyed by the rules, so
-    # rules made afresh for every request would never hit it.
-    rules = [
-        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
-    ]
-    extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: DomainErrors(hide_suggestions=settings.production),
-        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-        lambda: ParserCache(maxsize=settings.graphql_cache_size),
-        lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=settings.graphql_cache_size),
-    ]
-    if settings.production:
-        extensions.append(DisableIntrospection)
-    return PersonaSchema(query=Query, mutation=Mutation, extensions=extensions)

@@ -1,0 +1,174 @@
+"""HTTP middleware, outermost first: the access log, the body-size limit, JSON-only bodies.
+Refusals made here are shaped for the API a request addressed."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from http import HTTPStatus
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from personas.rest.problems import PROBLEM, BodyTooLarge, problem_body
+
+access_log = logging.getLogger("personas.access")
+
+
+def media_type(content_type: str) -> str:
+    """The media type of a Content-Type header, without parameters, lowercased."""
+    return content_type.partition(";")[0].strip().lower()
+
+
+def is_json(media_type: str) -> bool:
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def refuse(
+    scope: Scope,
+    send: Send,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """GraphQL callers get `{"errors": [...]}` with `extensions.code`; others a problem."""
+    if scope["path"].startswith("/graphql"):
+        content_type = b"application/json"
+        body = orjson.dumps({"errors": [{"message": detail, "extensions": {"code": code}}]})
+    else:
+        content_type = PROBLEM.encode()
+        body = problem_body(status, title, detail)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class AccessLog:
+    """One structured log line per HTTP request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+
+
+class BodyLimit:
+    """Refuses request bodies over `max_bytes` with 413, before reading more of them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._refuse(scope, send)
+                return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await self._refuse(scope, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        await refuse(
+            scope,
+            send,
+            413,
+            "PAYLOAD_TOO_LARGE",
+            HTTPStatus(413).phrase,
+            BodyTooLarge(self.max_bytes).detail,
+            [(b"connection", b"close")],
+        )
+
+
+class JsonBodies:
+    """POST, PUT and PATCH bodies must be JSON (`application/json` or `application/*+json`);
+    a request with neither body nor media type goes on, to be answered by its route.
+
+    Refusing every other media type with 415 also stops cross-site form posts: a
+    browser cannot send JSON to another origin without a preflight.
+    """
+
+    METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in self.METHODS:
+            given = ""
+            has_body = False
+            for name, value in scope["headers"]:
+                if name == b"content-type":
+                    given = media_type(value.decode("latin-1"))
+                elif name == b"transfer-encoding" or (
+                    name == b"content-length" and value.strip() not in (b"", b"0")
+                ):
+                    has_body = True
+            if (has_body or given) and not is_json(given):
+                await refuse(
+                    scope,
+                    send,
+                    415,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    "Unsupported media type",
+                    f"send the request body as application/json, not {given or 'nothing'}",
+                )
+                return
+        await self.app(scope, receive, send)

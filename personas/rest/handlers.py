@@ -1,0 +1,245 @@
+"""REST handlers: each reads its request, calls the services or the store, and answers
+the typed wire shapes. Errors are raised as domain errors; `problems` shows them."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from personas import domain, services
+from personas.domain import InvalidInput
+from personas.middleware import media_type
+from personas.rest import querystring, wire
+from personas.rest.problems import PreconditionFailed
+from personas.store import PersonaStore
+
+T = TypeVar("T")
+
+PREFIX: Final = "/v1"
+MERGE_PATCH: Final = "application/merge-patch+json"
+"""The one media type PATCH takes: a JSON merge patch (RFC 7396)."""
+ENTITY_TAG_PATTERN: Final = f'"({domain.VERSION_PATTERN})"'
+"""A persona's strong entity tag: its version in quotes."""
+_ENTITY_TAG = re.compile(ENTITY_TAG_PATTERN)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def location(persona_id: str) -> str:
+    return f"{PREFIX}/personas/{persona_id}"
+
+
+def entity_tag(version: int) -> str:
+    return f'"{version}"'
+
+
+def persona_response(
+    persona: domain.Persona, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A persona, with its version as the ETag."""
+    return JSONResponse(
+        wire.persona_json(persona),
+        status_code=status_code,
+        headers={**(headers or {}), "ETag": entity_tag(persona.version)},
+    )
+
+
+async def json_body(request: Request) -> object:
+    """The request body: any JSON value, read strictly (the middleware has already refused
+    other media types)."""
+    raw = await request.body()
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput("body", f"not valid JSON ({error})") from None
+    # orjson checked the text strictly (UTF-8, no NaN, no lone surrogates) but reads integers
+    # beyond 64 bits as floats; json keeps them exact, so the domain refuses them as in GraphQL.
+    body: object = json.loads(raw)
+    return body
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request body: a JSON object holding only persona fields."""
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise InvalidInput("body", "must be a JSON object")
+    return domain.known_fields(body, "the body takes")
+
+
+def if_match(values: Sequence[str]) -> int | None:
+    """The version If-Match requires: None when there is no header or it is `*` (any current
+    persona). We only send strong tags, one per persona, so a list or a weak tag (which never
+    matches under the strong comparison If-Match uses) is a mistake worth saying so: 400."""
+    if not values:
+        return None
+    raw = ",".join(values).strip()
+    if raw == "*":
+        return None
+    if "," in raw:
+        raise InvalidInput("If-Match", 'give one entity tag, e.g. "3", or *; lists are not taken')
+    if raw.startswith("W/"):
+        raise InvalidInput(
+            "If-Match",
+            f"weak entity tags never match (If-Match compares strongly); send {raw[2:]}, the ETag "
+            "as it was sent",
+        )
+    match = _ENTITY_TAG.fullmatch(raw)
+    if match is None:
+        raise InvalidInput(
+            "If-Match",
+            'must be * or the ETag of a persona response: its version in quotes, e.g. "3"',
+        )
+    return domain.parse_version(match[1], "If-Match")
+
+
+async def conditional(request: Request, write: Callable[[int | None], Awaitable[T]]) -> T:
+    """`write` given the version If-Match requires; a persona at another version is 412."""
+    expected = if_match(request.headers.getlist("if-match"))
+    try:
+        return await write(expected)
+    except domain.Conflict as conflict:
+        if expected is None or conflict.current_version is None:
+            raise
+        raise PreconditionFailed(conflict.message, conflict.current_version) from None
+
+
+def _store(request: Request) -> PersonaStore:
+    store: PersonaStore = request.app.state.store
+    return store
+
+
+def _principal(request: Request) -> domain.Principal:
+    principal: domain.Principal = getattr(request.state, "principal", domain.NOBODY)
+    return principal
+
+
+def _persona_id(request: Request) -> str:
+    return domain.parse_id(request.path_params["id"])
+
+
+async def create_persona(request: Request) -> Response:
+    body = await json_object(request)
+    for field in ("name", "content"):
+        if field not in body:
+            raise InvalidInput(field, "is required")
+    new = domain.new_persona(body["name"], body["content"], body.get("metadata"))
+    created = await _store(request).create(_principal(request), new)
+    return persona_response(created, 201, {"Location": location(created.id)})
+
+
+async def list_personas(request: Request) -> Response:
+    plain, specs = querystring.split_parameters(
+        request.query_params.multi_items(), ("q", "sort", "limit", "cursor")
+    )
+    query = querystring.persona_query(specs, plain.get("q"), plain.get("sort"))
+    limit = querystring.integer(plain.get("limit"), "limit")
+    page = await services.list_personas(
+        _store(request), _principal(request), query, limit, plain.get("cursor"), "limit", "cursor"
+    )
+    listed: wire.PersonaList = {
+        "data": [wire.persona_json(item) for item in page.items],
+        "next_cursor": page.end_cursor if page.has_next else None,
+    }
+    return JSONResponse(listed)
+
+
+async def get_persona(request: Request) -> Response:
+    persona_id = _persona_id(request)
+    found = await _store(request).get(_principal(request), persona_id)
+    if found is None:
+        raise domain.NotFound(f"persona {persona_id} not found")
+    return persona_response(found)
+
+
+async def update_persona(request: Request) -> Response:
+    persona_id = _persona_id(request)
+    body = await json_object(request)
+    changes = domain.persona_changes(
+        **{field: body.get(field, domain.UNSET) for field in domain.FIELDS}
+    )
+    store, principal = _store(request), _principal(request)
+    updated = await conditional(
+        request, lambda expected: store.update(principal, persona_id, changes, expected)
+    )
+    return persona_response(updated)
+
+
+async def patch_persona(request: Request) -> Response:
+    persona_id = _persona_id(request)
+    given = media_type(request.headers.get("content-type", ""))
+    if given != MERGE_PATCH:
+        raise HTTPException(
+            415,
+            f"send a PATCH body as {MERGE_PATCH} (RFC 7396), not {given or 'nothing'}",
+            {"Accept-Patch": MERGE_PATCH},
+        )
+    patch = await json_body(request)
+    store, principal = _store(request), _principal(request)
+    patched = await conditional(
+        request, lambda expected: store.patch(principal, persona_id, patch, expected)
+    )
+    return persona_response(patched)
+
+
+async def delete_persona(request: Request) -> Response:
+    persona_id = _persona_id(request)
+    store, principal = _store(request), _principal(request)
+    await conditional(request, lambda expected: store.delete(principal, persona_id, expected))
+    return Response(status_code=204)
+
+
+async def list_revisions(request: Request) -> Response:
+    persona_id = _persona_id(request)
+    plain = querystring.plain_parameters(request.query_params.multi_items(), ("limit", "cursor"))
+    limit = querystring.integer(plain.get("limit"), "limit")
+    page = await services.list_revisions(
+        _store(request),
+        _principal(request),
+        persona_id,
+        limit,
+        plain.get("cursor"),
+        "limit",
+        "cursor",
+    )
+    listed: wire.RevisionList = {
+        "data": [wire.revision_json(item) for item in page.items],
+        "next_cursor": page.end_cursor if page.has_next else None,
+    }
+    return JSONResponse(listed)
+
+
+async def get_revision(request: Request) -> Response:
+    persona_id = _persona_id(request)
+    version = domain.parse_version(request.path_params["version"], "version")
+    found = await services.get_revision(_store(request), _principal(request), persona_id, version)
+    if found is None:
+        raise domain.NotFound(f"persona {persona_id} has no version {version}")
+    return JSONResponse(wire.revision_json(found))
+
+
+async def metadata_values(request: Request) -> Response:
+    plain, specs = querystring.split_parameters(
+        request.query_params.multi_items(), ("path", "limit")
+    )
+    if "path" not in plain:
+        raise InvalidInput("path", "is required")
+    stored = domain.validate_path(plain["path"], "path")
+    query = querystring.persona_query(specs)
+    size = domain.facet_size(querystring.integer(plain.get("limit"), "limit"), "limit")
+    counts = await _store(request).metadata_values(_principal(request), stored, query, size)
+    listed: wire.ValueCountList = {
+        "data": [{"value": item.value, "count": item.count} for item in counts]
+    }
+    return JSONResponse(listed)
