@@ -12,19 +12,22 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
-from strawberry.asgi import GraphQL
 
 from personas import domain
 from personas.auth import Authentication, Authenticator, is_loopback
+from personas.cors import Cors
+from personas.graphql import graphiql
+from personas.graphql.persisted import PersistedQueries, load_registered
 from personas.graphql.schema import build_schema
 from personas.graphql.types import Context
+from personas.graphql.view import PersistedGraphQL
 from personas.middleware import AccessLog, BodyLimit, JsonBodies
 from personas.rest.routes import routes as rest_routes
 from personas.settings import Settings
 from personas.store import PersonaStore
 
 
-class PersonaGraphQL(GraphQL[Context, None]):
+class PersonaGraphQL(PersistedGraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
         principal = getattr(request.state, "principal", domain.NOBODY)
         return Context(store=request.app.state.store, principal=principal)
@@ -77,21 +80,32 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await store.close()
 
+    with_graphiql = settings.graphiql and not settings.production
+    registered = settings.persisted_queries
     graphql = PersonaGraphQL(
         build_schema(settings),
-        graphql_ide="graphiql" if settings.graphiql and not settings.production else None,
+        graphql_ide="graphiql" if with_graphiql else None,
+        persisted=PersistedQueries(
+            settings.persisted_query_cache_size,
+            None if registered is None else load_registered(registered),
+            only=settings.persisted_only,
+        ),
     )
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", graphql),  # GET and POST; the view refuses others in GraphQL's shape
         *rest_routes(),
     ]
+    if with_graphiql:
+        routes.append(graphiql.assets())
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.add_middleware(Authentication)
     app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(Cors, origins=settings.cors_origins)
     app.add_middleware(AccessLog)
     return app
 

@@ -20,6 +20,7 @@ log = logging.getLogger("personas.auth")
 
 KEY_PREFIX = "pk"
 CACHE_SECONDS = 5.0
+GRAPHIQL_ASSETS = "/graphiql/"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json"})
 
 
@@ -153,7 +154,10 @@ class Authentication:
 
 
 def _graphiql_page(scope: Scope) -> bool:
-    """The GraphiQL page itself is static; the queries it sends carry the key."""
+    """The GraphiQL page itself is static, and so are its assets; the queries it sends carry
+    the key."""
+    if scope["method"] in ("GET", "HEAD") and scope["path"].startswith(GRAPHIQL_ASSETS):
+        return True
     if scope["path"] != "/graphql" or scope["method"] != "GET" or scope["query_string"]:
         return False
     return any(name == b"accept" and b"text/html" in value for name, value in scope["headers"])

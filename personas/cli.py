@@ -50,6 +50,11 @@ DESCRIPTIONS: dict[str, str] = {
     "PERSONAS_GRAPHQL_CACHE_SIZE": "parsed and validated GraphQL documents kept",
     "PERSONAS_PROTECTED_LABELS": "comma-separated labels only the approve scope may move",
     "PERSONAS_APPROVAL": "single, or two-person (nobody approves a version they made)",
+    "PERSONAS_CORS_ORIGINS": "comma-separated origins whose browser pages may call the API",
+    "PERSONAS_PERSISTED_QUERY_CACHE_SIZE": "automatic persisted queries kept (least recently "
+    "used go first)",
+    "PERSONAS_PERSISTED_QUERIES": "a JSON file of registered documents, {sha256: document}",
+    "PERSONAS_PERSISTED_ONLY": "run only registered documents (true/false)",
 }
 
 EXAMPLES = """\
@@ -58,7 +63,8 @@ examples:
   personas serve --port 9000 --data-dir /var/lib/personas --workers 4
   MONGODB_URI='mongodb://localhost:27017/?replicaSet=rs0' PERSONAS_DB_NAME=personas \\
       personas serve --host 0.0.0.0
-  personas schema > schema.graphql"""
+  personas schema > schema.graphql
+  personas schema --check                   schema guard (in the repository)"""
 
 
 def environment_help() -> str:
@@ -106,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="personas",
         description="Persona API: LLM personas with JSON metadata over GraphQL and REST.\n\n"
         "  personas serve [--host H] [--port P] [--data-dir D] [--workers N]\n"
-        "  personas schema\n"
+        "  personas schema [--check]\n"
         "  personas keys create --tenant T --scopes read,write [--name N] | list | revoke ID\n\n"
         "Without MONGODB_URI, `serve` starts an embedded SecantusDB database with its\n"
         "data under the data directory; set MONGODB_URI (and PERSONAS_DB_NAME) to use\n"
@@ -143,7 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=_workers,
         help="uvicorn worker processes (PERSONAS_WORKERS, default 1)",
     )
-    commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    schema = commands.add_parser(
+        "schema",
+        help="print the GraphQL schema (SDL), or check it against the published one",
+        description="Print the GraphQL schema (SDL). With --check, run the schema guard in the\n"
+        "repository: schema.graphql must be the code's schema, and every breaking change since\n"
+        "schema/released.graphql must be listed in CHANGELOG.md (exit status 1 otherwise).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    schema.add_argument(
+        "--check", action="store_true", help="check schema.graphql and breaking changes"
+    )
     keys = commands.add_parser(
         "keys",
         help="create, list and revoke API keys",
@@ -170,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     if arguments.command == "schema":
-        return print_schema()
+        return check_schema() if arguments.check else print_schema()
     try:
         settings = Settings.from_env().replace(
             host=getattr(arguments, "host", None),
@@ -199,6 +215,20 @@ def print_schema() -> int:
 
     print(build_schema().as_str())
     return 0
+
+
+def check_schema() -> int:
+    from personas.graphql.guard import check_files
+    from personas.graphql.schema import build_schema
+
+    try:
+        report = check_files(build_schema().as_str())
+    except OSError as error:
+        print(f"personas schema --check: {error}", file=sys.stderr)
+        return 2
+    for line in report.lines():
+        print(line, file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1
 
 
 class Stopped(KeyboardInterrupt):

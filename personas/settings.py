@@ -87,6 +87,10 @@ class Settings:
     graphql_cache_size: int = 1000
     protected_labels: tuple[str, ...] = ("production",)
     approval: str = "single"
+    cors_origins: tuple[str, ...] = ()
+    persisted_query_cache_size: int = 1000
+    persisted_queries: Path | None = None
+    persisted_only: bool = False
 
     @property
     def production(self) -> bool:
@@ -124,6 +128,11 @@ class Settings:
             value = getattr(self, field)
             if not holds(value):
                 raise SettingsError(f"{_shown(VARIABLES[field], value)}: {rule}")
+        if self.persisted_only and self.persisted_queries is None:
+            raise SettingsError(
+                "PERSONAS_PERSISTED_ONLY=true needs PERSONAS_PERSISTED_QUERIES: the file of the "
+                "documents it may run"
+            )
         return self
 
 
@@ -136,6 +145,14 @@ def _shown(variable: str, value: object) -> str:
 
 def _valid_db_name(name: str) -> bool:
     return 0 < len(name.encode()) < 64 and not any(char in name for char in '/\\. "$\0')
+
+
+def _valid_origin(origin: str) -> bool:
+    """`*`, or an origin as browsers send it: scheme://host[:port], nothing after."""
+    return origin == "*" or bool(_ORIGIN.fullmatch(origin))
+
+
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[^/?#\s:@\[\]]+)(:[0-9]{1,5})?")
 
 
 def _valid_mongodb_uri(uri: str | None) -> bool:
@@ -163,6 +180,12 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "graphql_max_aliases": (lambda limit: limit >= 0, "must be at least 0"),
     "graphql_max_tokens": (lambda limit: limit >= 1, "must be at least 1"),
     "graphql_cache_size": (lambda size: size >= 1, "must be at least 1"),
+    "cors_origins": (
+        lambda origins: all(_valid_origin(origin) for origin in origins),
+        "must be comma-separated origins like https://app.example.com (scheme, host and "
+        "optional port; no path), or *",
+    ),
+    "persisted_query_cache_size": (lambda size: size >= 1, "must be at least 1"),
     "log_level": (lambda level: level in LOG_LEVELS, f"must be one of {', '.join(LOG_LEVELS)}"),
     "protected_labels": (
         lambda labels: all(re.fullmatch(LABEL_PATTERN, label) for label in labels),
@@ -196,6 +219,10 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PERSONAS_GRAPHQL_CACHE_SIZE": ("graphql_cache_size", _parse_int),
     "PERSONAS_PROTECTED_LABELS": ("protected_labels", _parse_list),
     "PERSONAS_APPROVAL": ("approval", _parse_choice(*APPROVAL_MODES)),
+    "PERSONAS_CORS_ORIGINS": ("cors_origins", _parse_list),
+    "PERSONAS_PERSISTED_QUERY_CACHE_SIZE": ("persisted_query_cache_size", _parse_int),
+    "PERSONAS_PERSISTED_QUERIES": ("persisted_queries", _parse_path),
+    "PERSONAS_PERSISTED_ONLY": ("persisted_only", _parse_bool),
 }
 """Every environment variable the service reads, with the setting it fills."""
 

@@ -52,6 +52,15 @@ PARSED: list[tuple[str, str, str, Any]] = [
         ("production", "prod-eu"),
     ),
     ("PERSONAS_APPROVAL", "Two-Person", "approval", "two-person"),
+    (
+        "PERSONAS_CORS_ORIGINS",
+        "http://localhost:3000, https://app.example.com,http://[::1]:8080",
+        "cors_origins",
+        ("http://localhost:3000", "https://app.example.com", "http://[::1]:8080"),
+    ),
+    ("PERSONAS_PERSISTED_QUERY_CACHE_SIZE", "10", "persisted_query_cache_size", 10),
+    ("PERSONAS_PERSISTED_QUERIES", "queries.json", "persisted_queries", Path("queries.json")),
+    ("PERSONAS_PERSISTED_ONLY", "no", "persisted_only", False),
 ]
 
 
@@ -112,6 +121,11 @@ def test_the_process_environment_is_read_by_default(monkeypatch: pytest.MonkeyPa
         ("PERSONAS_EMBEDDED_START_TIMEOUT", "inf", "positive"),
         ("PERSONAS_MAX_BODY_BYTES", "-5", "at least 1"),
         ("MONGODB_URI", "localhost:27017", "mongodb://"),
+        ("PERSONAS_CORS_ORIGINS", "https://app.example.com/", "no path"),
+        ("PERSONAS_CORS_ORIGINS", "app.example.com", "no path"),
+        ("PERSONAS_CORS_ORIGINS", "null", "no path"),
+        ("PERSONAS_PERSISTED_QUERY_CACHE_SIZE", "0", "at least 1"),
+        ("PERSONAS_PERSISTED_ONLY", "true", "needs PERSONAS_PERSISTED_QUERIES"),
     ],
 )
 def test_a_bad_value_is_an_error_naming_the_variable(variable: str, raw: str, rule: str) -> None:

@@ -138,11 +138,12 @@ def validate_tags(tags: Sequence[object], field: str = "tags") -> list[str]:
     return list(dict.fromkeys(tag for tag in tags if isinstance(tag, str)))
 
 
-def tags_of(metadata: dict[str, Any] | None) -> list[str]:
-    """`metadata.tags` as a list of strings: [] when absent; other values are left out."""
-    tags = (metadata or {}).get("tags")
+def tags_of(metadata: object) -> list[str]:
+    """`Persona.tags`: the tags a `{path: "tags", value: "<tag>"}` filter finds the persona
+    by — the strings of a `tags` list (in order, each once), a lone string, else none."""
+    tags = metadata.get("tags") if isinstance(metadata, dict) else None
     if isinstance(tags, str):
         return [tags]
     if not isinstance(tags, list):
         return []
-    return [tag for tag in tags if isinstance(tag, str)]
+    return list(dict.fromkeys(tag for tag in tags if isinstance(tag, str)))

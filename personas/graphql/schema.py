@@ -67,7 +67,7 @@ def present_error(error: GraphQLError) -> GraphQLError:
             extensions["currentVersion"] = original.current_version
         message = original.message
     elif isinstance(original, GraphQLError):
-        return original
+        return error if _is_coercion(error) else original
     else:
         extensions = {"code": "INTERNAL_SERVER_ERROR"}
         message = "Unexpected error."
@@ -84,16 +84,28 @@ def present_error(error: GraphQLError) -> GraphQLError:
 def add_code(error: GraphQLError) -> None:
     """A document refused before it ran gets the code clients switch on (in place: the
     validation cache hands out the same error objects again)."""
-    if error.original_error is not None or error.path is not None:
+    if error.path is not None or (error.extensions or {}).get("code"):
         return
-    if (error.extensions or {}).get("code"):
+    if _is_coercion(error):
+        code = "BAD_USER_INPUT"
+    elif error.original_error is not None:
         return
-    code = (
-        "GRAPHQL_PARSE_FAILED"
-        if error.message.startswith("Syntax Error")
-        else "GRAPHQL_VALIDATION_FAILED"
-    )
+    elif error.message.startswith("Syntax Error"):
+        code = "GRAPHQL_PARSE_FAILED"
+    else:
+        code = "GRAPHQL_VALIDATION_FAILED"
     error.extensions = {**(error.extensions or {}), "code": code}
+
+
+_COERCION = re.compile(
+    r"Variable '\$[^']+' (has invalid (default )?value|got invalid value "
+    r"|of required type .* was not provided\.|of non-null type .* must not be null\.)"
+)
+
+
+def _is_coercion(error: GraphQLError) -> bool:
+    """A variable's value refused before the operation ran (graphql-core's messages)."""
+    return error.path is None and bool(_COERCION.match(error.message))
 
 
 class PersonaSchema(strawberry.Schema):

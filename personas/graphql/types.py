@@ -83,6 +83,13 @@ class Persona:
         description="metadata.tags as a list of strings: [] when absent."
     )
 
+    @strawberry.field(
+        description="metadata.tags as strings: those of a tags list (each once, in order), "
+        "or a lone string; [] otherwise."
+    )
+    def tags(self) -> list[str]:
+        return domain.tags_of(self.metadata)
+
     @strawberry.field(description="Every version this persona had, newest first.")
     async def revisions(
         self,
