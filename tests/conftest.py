@@ -161,3 +161,11 @@ def processes_using(data_dir: Path) -> list[int]:
             if str(data_dir).encode() in command:
                 found.append(int(entry.name))
     return found
+
+
+def plan_stages(plan: dict[str, Any]) -> list[str]:
+    stages = [plan["stage"]]
+    for child in [plan.get("inputStage"), *plan.get("inputStages", [])]:
+        if child:
+            stages += plan_stages(child)
+    return stages

@@ -79,9 +79,6 @@ class Persona:
     labels: list[PersonaLabel] = strawberry.field(
         description="The labels (releases) set on this persona, sorted by name."
     )
-    tags: list[str] = strawberry.field(
-        description="metadata.tags as a list of strings: [] when absent."
-    )
 
     @strawberry.field(
         description="metadata.tags as strings: those of a tags list (each once, in order), "
@@ -110,7 +107,6 @@ class Persona:
             created_at=persona.created_at,
             updated_at=persona.updated_at,
             labels=[PersonaLabel.from_domain(label) for label in persona.labels],
-            tags=domain.tags_of(persona.metadata),
         )
 
 
