@@ -3,7 +3,6 @@ the typed wire shapes. Errors are raised as domain errors; `problems` shows them
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -13,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from personas import domain, services
+from personas import bodies, domain, services
 from personas.domain import InvalidInput
 from personas.middleware import media_type
 from personas.rest import querystring, wire
@@ -57,17 +56,9 @@ def persona_response(
 
 
 async def json_body(request: Request) -> object:
-    """The request body: any JSON value, read strictly (the middleware has already refused
-    other media types)."""
-    raw = await request.body()
-    try:
-        orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise InvalidInput("body", f"not valid JSON ({error})") from None
-    # orjson checked the text strictly (UTF-8, no NaN, no lone surrogates) but reads integers
-    # beyond 64 bits as floats; json keeps them exact, so the domain refuses them as in GraphQL.
-    body: object = json.loads(raw)
-    return body
+    """The request body: any JSON value, read by the one bounded parser (the middleware has
+    already refused other media types)."""
+    return bodies.parse_json(await request.body())
 
 
 async def json_object(request: Request) -> dict[str, Any]:
