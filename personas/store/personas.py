@@ -22,6 +22,7 @@ from personas.domain import (
     Found,
     NewPersona,
     NotFound,
+    Once,
     Operation,
     Persona,
     PersonaChanges,
@@ -38,6 +39,7 @@ from personas.domain import (
 from personas.store import query as q
 from personas.store.connection import client_options
 from personas.store.errors import translated
+from personas.store.idempotency import IDEMPOTENCY, IdempotencyRecords, Work
 from personas.store.keys import API_KEYS, KeyStore
 
 log = logging.getLogger("personas.store")
@@ -63,6 +65,7 @@ class PersonaStore:
         self._personas: AsyncCollection[dict[str, Any]] = self._db[PERSONAS]
         self._revisions: AsyncCollection[dict[str, Any]] = self._db[REVISIONS]
         self.keys = KeyStore(self._db[API_KEYS])
+        self._idempotency = IdempotencyRecords(self._db[IDEMPOTENCY])
         self.indexed_fields = tuple(
             dict.fromkeys(f"metadata.{path}" for path in (*ALWAYS_INDEXED, *indexed_paths))
         )
@@ -119,6 +122,7 @@ class PersonaStore:
             for keys in specs:
                 await self._personas.create_index(keys)
             await self._revisions.create_index(REVISION_INDEX, unique=True)
+            await self._idempotency.ensure_indexes()
             try:
                 await self._personas.create_index([("metadata.$**", 1)])
             except OperationFailure as error:
@@ -198,6 +202,10 @@ class PersonaStore:
         async with translated(path_field), self._client.start_session() as session:
             return await session.with_transaction(work)
 
+    def _once(self, principal: Principal, once: Once | None, work: Work) -> Work:
+        """`work`, made at most once per idempotency key when it comes with one."""
+        return work if once is None else self._idempotency.around(principal.tenant, once, work)
+
     async def _record(
         self,
         principal: Principal,
@@ -259,6 +267,7 @@ class PersonaStore:
         update: Update,
         operation: Operation,
         field: str = "metadata",
+        once: Once | None = None,
     ) -> Persona:
         """The one write path of a persona: an atomic update (version +1, updated now) and
         its revision, in one transaction. An update made from the persona as it is now
@@ -288,7 +297,9 @@ class PersonaStore:
             await self._record(principal, document, operation, session)
             return document
 
-        return _persona(await self._transaction(work, path_field=field))
+        return _persona(
+            await self._transaction(self._once(principal, once, work), path_field=field)
+        )
 
     async def _changed(self, persona_id: str, session: AsyncClientSession) -> dict[str, Any]:
         """A persona as this transaction just wrote it."""
@@ -298,7 +309,9 @@ class PersonaStore:
         assert document is not None, "read inside the transaction that wrote it"
         return document
 
-    async def create(self, principal: Principal, persona: NewPersona) -> Persona:
+    async def create(
+        self, principal: Principal, persona: NewPersona, once: Once | None = None
+    ) -> Persona:
         require(principal, "write")
         moment = now()
         document: dict[str, Any] = {
@@ -313,12 +326,12 @@ class PersonaStore:
         if persona.metadata is not None:
             document["metadata"] = persona.metadata
 
-        async def work(session: AsyncClientSession) -> None:
+        async def work(session: AsyncClientSession) -> dict[str, Any]:
             await self._personas.insert_one(document, session=session)
             await self._record(principal, document, Operation.CREATE, session)
+            return document
 
-        await self._transaction(work)
-        return _persona(document)
+        return _persona(await self._transaction(self._once(principal, once, work)))
 
     async def update(
         self,
@@ -327,10 +340,13 @@ class PersonaStore:
         changes: PersonaChanges,
         expected_version: int | None = None,
         operation: Operation = Operation.UPDATE,
+        once: Once | None = None,
     ) -> Persona:
         """Replace the given fields; metadata given as None is removed."""
         update = q.changes_update(changes.given())
-        return await self._change(principal, persona_id, expected_version, update, operation)
+        return await self._change(
+            principal, persona_id, expected_version, update, operation, once=once
+        )
 
     async def patch(
         self,
@@ -338,13 +354,16 @@ class PersonaStore:
         persona_id: str,
         patch: object,
         expected_version: int | None = None,
+        once: Once | None = None,
     ) -> Persona:
         """Apply a JSON merge patch to the persona as it is when the change is made."""
 
         def update(current: Persona) -> Mapping[str, Any]:
             return q.changes_update(patch_changes(current, patch).given())
 
-        return await self._change(principal, persona_id, expected_version, update, Operation.PATCH)
+        return await self._change(
+            principal, persona_id, expected_version, update, Operation.PATCH, once=once
+        )
 
     async def set_metadata(
         self,
@@ -353,10 +372,11 @@ class PersonaStore:
         stored: str,
         value: Any,
         expected_version: int | None = None,
+        once: Once | None = None,
     ) -> Persona:
         update = {"$set": {stored: value}}
         return await self._change(
-            principal, persona_id, expected_version, update, Operation.SET_METADATA, "path"
+            principal, persona_id, expected_version, update, Operation.SET_METADATA, "path", once
         )
 
     async def unset_metadata(
@@ -365,10 +385,11 @@ class PersonaStore:
         persona_id: str,
         stored: str,
         expected_version: int | None = None,
+        once: Once | None = None,
     ) -> Persona:
         update = {"$unset": {stored: ""}}
         return await self._change(
-            principal, persona_id, expected_version, update, Operation.UNSET_METADATA, "path"
+            principal, persona_id, expected_version, update, Operation.UNSET_METADATA, "path", once
         )
 
     async def add_tags(
@@ -377,10 +398,11 @@ class PersonaStore:
         persona_id: str,
         tags: list[str],
         expected_version: int | None = None,
+        once: Once | None = None,
     ) -> Persona:
         update = {"$addToSet": {TAGS: {"$each": tags}}}
         return await self._change(
-            principal, persona_id, expected_version, update, Operation.ADD_TAGS, "tags"
+            principal, persona_id, expected_version, update, Operation.ADD_TAGS, "tags", once
         )
 
     async def remove_tags(
@@ -389,10 +411,11 @@ class PersonaStore:
         persona_id: str,
         tags: list[str],
         expected_version: int | None = None,
+        once: Once | None = None,
     ) -> Persona:
         update = {"$pull": {TAGS: {"$in": tags}}}
         return await self._change(
-            principal, persona_id, expected_version, update, Operation.REMOVE_TAGS, "tags"
+            principal, persona_id, expected_version, update, Operation.REMOVE_TAGS, "tags", once
         )
 
     async def restore(
@@ -401,6 +424,7 @@ class PersonaStore:
         persona_id: str,
         version: int,
         expected_version: int | None = None,
+        once: Once | None = None,
     ) -> Persona:
         """A new version equal to an old one; history is never rewritten."""
         require(principal, "write")
@@ -411,16 +435,20 @@ class PersonaStore:
             name=revision.name, content=revision.content, metadata=revision.metadata
         )
         return await self.update(
-            principal, persona_id, changes, expected_version, operation=Operation.RESTORE
+            principal, persona_id, changes, expected_version, Operation.RESTORE, once
         )
 
     async def delete(
-        self, principal: Principal, persona_id: str, expected_version: int | None = None
+        self,
+        principal: Principal,
+        persona_id: str,
+        expected_version: int | None = None,
+        once: Once | None = None,
     ) -> str:
         """Delete a persona; its revisions stay, the last one recording the deletion."""
         require(principal, "write")
 
-        async def work(session: AsyncClientSession) -> None:
+        async def work(session: AsyncClientSession) -> dict[str, Any]:
             target = self._target(principal, persona_id, expected_version)
             document = await self._personas.find_one(target, session=session)
             if document is None:
@@ -428,8 +456,9 @@ class PersonaStore:
             await self._personas.delete_one({"_id": document["_id"]}, session=session)
             version = document.get("version", 1) + 1
             await self._record(principal, document, Operation.DELETE, session, version)
+            return {"_id": document["_id"]}
 
-        await self._transaction(work)
+        await self._transaction(self._once(principal, once, work))
         return persona_id
 
     # revisions
