@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from personas import domain
+from personas import bodies, domain
 from personas.auth import Authentication, Authenticator, is_loopback
 from personas.cors import Cors
 from personas.graphql import graphiql
@@ -35,11 +35,39 @@ class PersonaGraphQL(PersistedGraphQL[Context, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
+    def decode_json(self, data: str | bytes) -> object:
+        return bodies.parse_json(data, strict=False)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A request body: a JSON object (a list is a batch, refused by strawberry)."""
+        body = self.decode_json(data)
+        if not isinstance(body, dict | list):
+            raise domain.InvalidInput("body", 'must be a JSON object: {"query": "..."}')
+        return body
+
+    def parse_query_params(self, params: Mapping[str, str | None]) -> dict[str, Any]:
+        """GET parameters; `variables` and `extensions` are JSON, read by the same parser."""
+        parsed: dict[str, Any] = dict(params)
+        for name in ("variables", "extensions"):
+            if parsed.get(name):
+                parsed[name] = bodies.parse_json(parsed[name], name, strict=False)
+        return parsed
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         except ClientDisconnect:
             return  # the caller left before sending its request: nobody to answer
+        except domain.InvalidInput as error:  # a request refused before it was GraphQL
+            await bad_request(error)(scope, receive, send)
+
+
+def bad_request(error: domain.InvalidInput) -> Response:
+    """A request refused before it was a GraphQL operation (e.g. a body too deep), as a
+    GraphQL error with its code and field."""
+    extensions = {"code": error.code, "field": error.field}
+    body = orjson.dumps({"errors": [{"message": error.message, "extensions": extensions}]})
+    return Response(body, status_code=400, media_type="application/json")
 
 
 async def healthz(request: Request) -> Response:

@@ -36,6 +36,7 @@ def _padded(inner: str) -> str:
 
 
 _KEY = _segment("")
+_IDEMPOTENCY_KEY = domain.IDEMPOTENCY_KEY_PATTERN
 _FILTER_SEGMENT = _segment(r"\[\]")
 _SORT_SEGMENT = _segment(",")
 _FILTER_PATH = rf"metadata\.{_path(_FILTER_SEGMENT)}"
@@ -61,6 +62,7 @@ def _problems(*statuses: int) -> dict[str, Any]:
         412: "PreconditionFailed",
         413: "ContentTooLarge",
         415: "UnsupportedMediaType",
+        422: "UnprocessableContent",
         500: "InternalServerError",
         503: "ServiceUnavailable",
     }
@@ -297,6 +299,19 @@ def _parameters() -> dict[str, Any]:
             ),
             "schema": {"type": "string", "pattern": rf'^(?:\*|"{domain.VERSION_PATTERN}")$'},
         },
+        "IdempotencyKey": {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "description": (
+                "Makes a retry safe: the same key with the same request answers what the first "
+                "request answered and writes nothing again; with a different request it is a "
+                '422. Kept 24 hours, per tenant. Bare or quoted (`"<key>"`).'
+            ),
+            "schema": {
+                "type": "string",
+                "pattern": f'^(?:{_IDEMPOTENCY_KEY}|"{_IDEMPOTENCY_KEY}")$',
+            },
+        },
         "RevisionVersion": {
             "name": "version",
             "in": "path",
@@ -403,6 +418,9 @@ def _responses() -> dict[str, Any]:
             "was written."
         ),
         "ContentTooLarge": _problem_response("The request body is over the size limit."),
+        "UnprocessableContent": _problem_response(
+            "The Idempotency-Key was already used for a different request; nothing was written."
+        ),
         "UnsupportedMediaType": {
             **_problem_response(
                 "The body is not sent as application/json (for PATCH: not as "
@@ -432,6 +450,7 @@ def document() -> dict[str, Any]:
     persona = _json(_ref("schemas", "Persona"))
     persona_id = _ref("parameters", "PersonaId")
     if_match = _ref("parameters", "IfMatch")
+    idempotency_key = _ref("parameters", "IdempotencyKey")
     etag = {"ETag": _ref("headers", "ETag")}
     return {
         "openapi": "3.1.0",
@@ -448,6 +467,7 @@ def document() -> dict[str, Any]:
                 "post": {
                     "operationId": "createPersona",
                     "summary": "Create a persona",
+                    "parameters": [idempotency_key],
                     "requestBody": {
                         "required": True,
                         "content": _json(_ref("schemas", "PersonaCreate")),
@@ -464,7 +484,7 @@ def document() -> dict[str, Any]:
                             },
                             "content": persona,
                         },
-                        **_problems(400, 413, 415),
+                        **_problems(400, 413, 415, 422),
                     },
                 },
                 "get": {
@@ -499,7 +519,7 @@ def document() -> dict[str, Any]:
                 "put": {
                     "operationId": "updatePersona",
                     "summary": "Replace the given fields of a persona",
-                    "parameters": [if_match],
+                    "parameters": [if_match, idempotency_key],
                     "requestBody": {
                         "required": True,
                         "content": _json(_ref("schemas", "PersonaUpdate")),
@@ -510,13 +530,13 @@ def document() -> dict[str, Any]:
                             "headers": etag,
                             "content": persona,
                         },
-                        **_problems(400, 404, 412, 413, 415),
+                        **_problems(400, 404, 412, 413, 415, 422),
                     },
                 },
                 "patch": {
                     "operationId": "patchPersona",
                     "summary": "Change what a JSON merge patch (RFC 7396) names",
-                    "parameters": [if_match],
+                    "parameters": [if_match, idempotency_key],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -531,16 +551,16 @@ def document() -> dict[str, Any]:
                             "headers": etag,
                             "content": persona,
                         },
-                        **_problems(400, 404, 409, 412, 413, 415),
+                        **_problems(400, 404, 409, 412, 413, 415, 422),
                     },
                 },
                 "delete": {
                     "operationId": "deletePersona",
                     "summary": "Delete a persona (its revisions stay)",
-                    "parameters": [if_match],
+                    "parameters": [if_match, idempotency_key],
                     "responses": {
                         "204": {"description": "Deleted."},
-                        **_problems(400, 404, 412),
+                        **_problems(400, 404, 412, 422),
                     },
                 },
             },

@@ -226,7 +226,9 @@ async def test_a_body_that_is_not_json_is_a_coded_error(client: httpx.AsyncClien
         "/graphql", content=b"{nope", headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
-    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "not valid JSON" in error["message"]
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])

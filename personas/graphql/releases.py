@@ -8,7 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from personas import domain, services
-from personas.graphql.resolvers import QUERY_FIELDS, Filters, specs
+from personas.graphql.resolvers import QUERY_FIELDS, Filters, IdempotencyKey, given_key, specs
 from personas.graphql.types import (
     Context,
     PersonaDiff,
@@ -106,20 +106,37 @@ class ReleaseMutation:
         label: str,
         version: int,
         from_version: FromVersion = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> PersonaLabel:
         context = info.context
         found = await services.set_label(
-            context.store, context.principal, domain.parse_id(id), label, version, from_version
+            context.store,
+            context.principal,
+            domain.parse_id(id),
+            label,
+            version,
+            from_version,
+            key=given_key(idempotency_key),
         )
         return PersonaLabel.from_domain(found)
 
     @strawberry.mutation(description="Take a label off a persona.")
     async def remove_persona_label(
-        self, info: ContextInfo, id: strawberry.ID, label: str, from_version: FromVersion = None
+        self,
+        info: ContextInfo,
+        id: strawberry.ID,
+        label: str,
+        from_version: FromVersion = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> strawberry.ID:
         context = info.context
         persona_id = domain.parse_id(id)
         await services.remove_label(
-            context.store, context.principal, persona_id, label, from_version
+            context.store,
+            context.principal,
+            persona_id,
+            label,
+            from_version,
+            key=given_key(idempotency_key),
         )
         return strawberry.ID(persona_id)

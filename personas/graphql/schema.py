@@ -25,6 +25,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 
 from personas import domain
 from personas.domain import DomainError
+from personas.graphql.operations import OperationNameRequired
 from personas.graphql.releases import ReleaseMutation, ReleaseQuery
 from personas.graphql.resolvers import Mutation, Query
 from personas.settings import Settings
@@ -46,6 +47,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: ParserCache(maxsize=settings.graphql_cache_size),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=settings.graphql_cache_size),
+        OperationNameRequired,
     ]
     if settings.production:
         extensions.append(DisableIntrospection)

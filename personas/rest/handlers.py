@@ -3,7 +3,6 @@ the typed wire shapes. Errors are raised as domain errors; `problems` shows them
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -13,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from personas import domain, services
+from personas import bodies, domain, services
 from personas.domain import InvalidInput
 from personas.middleware import media_type
 from personas.rest import querystring, wire
@@ -25,6 +24,7 @@ T = TypeVar("T")
 PREFIX: Final = "/v1"
 MERGE_PATCH: Final = "application/merge-patch+json"
 """The one media type PATCH takes: a JSON merge patch (RFC 7396)."""
+IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 ENTITY_TAG_PATTERN: Final = f'"({domain.VERSION_PATTERN})"'
 """A persona's strong entity tag: its version in quotes."""
 _ENTITY_TAG = re.compile(ENTITY_TAG_PATTERN)
@@ -57,17 +57,9 @@ def persona_response(
 
 
 async def json_body(request: Request) -> object:
-    """The request body: any JSON value, read strictly (the middleware has already refused
-    other media types)."""
-    raw = await request.body()
-    try:
-        orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise InvalidInput("body", f"not valid JSON ({error})") from None
-    # orjson checked the text strictly (UTF-8, no NaN, no lone surrogates) but reads integers
-    # beyond 64 bits as floats; json keeps them exact, so the domain refuses them as in GraphQL.
-    body: object = json.loads(raw)
-    return body
+    """The request body: any JSON value, read by the one bounded parser (the middleware has
+    already refused other media types)."""
+    return bodies.parse_json(await request.body())
 
 
 async def json_object(request: Request) -> dict[str, Any]:
@@ -104,6 +96,20 @@ def if_match(values: Sequence[str]) -> int | None:
     return domain.parse_version(match[1], "If-Match")
 
 
+def idempotency_key(request: Request) -> domain.IdempotencyKey | None:
+    """The Idempotency-Key header, if sent: one key, bare or as a quoted string (the form
+    of the IETF draft, `"<key>"`)."""
+    values = request.headers.getlist(IDEMPOTENCY_KEY)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidInput(IDEMPOTENCY_KEY, "send one key, in one header")
+    raw = values[0].strip()
+    if len(raw) > 2 and raw[0] == raw[-1] == '"':
+        raw = raw[1:-1]
+    return domain.idempotency_key(raw, IDEMPOTENCY_KEY)
+
+
 async def conditional(request: Request, write: Callable[[int | None], Awaitable[T]]) -> T:
     """`write` given the version If-Match requires; a persona at another version is 412."""
     expected = if_match(request.headers.getlist("if-match"))
@@ -130,12 +136,13 @@ def _persona_id(request: Request) -> str:
 
 
 async def create_persona(request: Request) -> Response:
+    key = idempotency_key(request)
     body = await json_object(request)
     for field in ("name", "content"):
         if field not in body:
             raise InvalidInput(field, "is required")
     new = domain.new_persona(body["name"], body["content"], body.get("metadata"))
-    created = await _store(request).create(_principal(request), new)
+    created = await services.create_persona(_store(request), _principal(request), new, key)
     return persona_response(created, 201, {"Location": location(created.id)})
 
 
@@ -165,13 +172,17 @@ async def get_persona(request: Request) -> Response:
 
 async def update_persona(request: Request) -> Response:
     persona_id = _persona_id(request)
+    key = idempotency_key(request)
     body = await json_object(request)
     changes = domain.persona_changes(
         **{field: body.get(field, domain.UNSET) for field in domain.FIELDS}
     )
     store, principal = _store(request), _principal(request)
     updated = await conditional(
-        request, lambda expected: store.update(principal, persona_id, changes, expected)
+        request,
+        lambda expected: services.update_persona(
+            store, principal, persona_id, changes, expected, key
+        ),
     )
     return persona_response(updated)
 
@@ -185,18 +196,24 @@ async def patch_persona(request: Request) -> Response:
             f"send a PATCH body as {MERGE_PATCH} (RFC 7396), not {given or 'nothing'}",
             {"Accept-Patch": MERGE_PATCH},
         )
+    key = idempotency_key(request)
     patch = await json_body(request)
     store, principal = _store(request), _principal(request)
     patched = await conditional(
-        request, lambda expected: store.patch(principal, persona_id, patch, expected)
+        request,
+        lambda expected: services.patch_persona(store, principal, persona_id, patch, expected, key),
     )
     return persona_response(patched)
 
 
 async def delete_persona(request: Request) -> Response:
     persona_id = _persona_id(request)
+    key = idempotency_key(request)
     store, principal = _store(request), _principal(request)
-    await conditional(request, lambda expected: store.delete(principal, persona_id, expected))
+    await conditional(
+        request,
+        lambda expected: services.delete_persona(store, principal, persona_id, expected, key),
+    )
     return Response(status_code=204)
 
 

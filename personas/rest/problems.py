@@ -21,6 +21,7 @@ log = logging.getLogger("personas.rest")
 PROBLEM: Final = "application/problem+json"
 
 STATUS: Final[Mapping[type[DomainError], int]] = {
+    domain.KeyReused: 422,
     domain.InvalidInput: 400,
     domain.Unauthenticated: 401,
     domain.Forbidden: 403,
@@ -28,7 +29,8 @@ STATUS: Final[Mapping[type[DomainError], int]] = {
     domain.Conflict: 409,
     domain.Unavailable: 503,
 }
-"""The status of each expected error. Bad bodies are 400 like every other bad input."""
+"""The status of each expected error, the first that fits. Bad bodies are 400 like every other
+bad input; an idempotency key sent again with another request is 422."""
 
 
 class PreconditionFailed(Exception):

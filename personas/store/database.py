@@ -9,7 +9,9 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
+from personas.domain import Once
 from personas.store.errors import translated
+from personas.store.idempotency import IDEMPOTENCY, IdempotencyRecords, Work
 
 T = TypeVar("T")
 
@@ -32,6 +34,7 @@ class Database:
         self.releases: Collection = self.db[RELEASES]
         self.label_events: Collection = self.db[LABEL_EVENTS]
         self.api_keys: Collection = self.db[API_KEYS]
+        self.idempotency = IdempotencyRecords(self.db[IDEMPOTENCY])
 
     async def transaction(
         self, work: Callable[[AsyncClientSession], Awaitable[T]], path_field: str | None = None
@@ -39,3 +42,7 @@ class Database:
         """Run `work` in one transaction: all of it is written, or none."""
         async with translated(path_field), self.client.start_session() as session:
             return await session.with_transaction(work)
+
+    def once(self, tenant: str, once: Once | None, work: Work) -> Work:
+        """`work`, made at most once per idempotency key when it comes with one."""
+        return work if once is None else self.idempotency.around(tenant, once, work)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final
 
 from bson import ObjectId
@@ -221,3 +222,9 @@ def changes_update(
         operator = "$unset" if value is None else "$set"
         update.setdefault(operator, {})[field] = "" if value is None else value
     return update
+
+
+def remembered(tenant: str, key: str, moment: datetime) -> dict[str, Any]:
+    """The idempotency record of `key` that is still kept at `moment` (expired records wait
+    for the TTL monitor, which runs about once a minute)."""
+    return scoped(tenant, {"key": key, "expires_at": {"$gt": moment}})
