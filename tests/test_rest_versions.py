@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -150,6 +151,36 @@ def test_if_match_refuses_lists_weak_tags_and_garbage(raw: list[str]) -> None:
     with pytest.raises(domain.InvalidInput) as caught:
         rest.if_match(raw)
     assert caught.value.field == "If-Match"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "*",
+        '"1"',
+        '"42"',
+        '"999999999999999999"',
+        '"1000000000000000000"',
+        '"0"',
+        '"01"',
+        "1",
+        'W/"1"',
+        '"1", "2"',
+        '*, "1"',
+        "**",
+        '"abc"',
+        '"1',
+        "",
+    ],
+)
+def test_the_documented_if_match_pattern_is_the_rule(raw: str) -> None:
+    try:
+        rest.if_match([raw])
+    except domain.InvalidInput:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == bool(re.fullmatch(rest.IF_MATCH_PATTERN, raw))
 
 
 async def write(
