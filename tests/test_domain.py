@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 
 from personas import domain
 from personas.domain import FilterSpec, InvalidInput, SortField, cursors
+from tests.conftest import accepts
 
 PERSONA = domain.Persona(
     id="a" * 24,
@@ -137,14 +137,6 @@ def test_metadata_assignment_counts_the_path_depth() -> None:
     with pytest.raises(InvalidInput):
         domain.metadata_assignment(deep_path, {"a": {"b": {"c": {"d": {"e": 1}}}}})
     assert domain.metadata_assignment("a.b", 1) == ("metadata.a.b", 1)
-
-
-def accepts(check: Callable[[], object]) -> bool:
-    try:
-        check()
-    except InvalidInput:
-        return False
-    return True
 
 
 # Lone surrogates are refused by every rule but cannot be written in a pattern.

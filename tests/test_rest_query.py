@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import pytest
 from hypothesis import example, given
@@ -13,6 +12,7 @@ from personas import domain
 from personas.domain import FilterSpec, InvalidInput, Operator, SortKey
 from personas.rest import querystring
 from personas.rest.querystring import filter_specs, number, readings, sort_keys
+from tests.conftest import accepts
 
 
 @pytest.mark.parametrize(
@@ -123,14 +123,6 @@ def test_the_documented_whitespace_is_what_strip_removes() -> None:
     assert {char for char in every if space.fullmatch(char)} == {
         char for char in map(chr, range(0x110000)) if char.isspace()
     }
-
-
-def accepts(check: Callable[[], object]) -> bool:
-    try:
-        check()
-    except InvalidInput:
-        return False
-    return True
 
 
 SORT_KEYS = ["name", "-name", "created_at", "-updated_at", "metadata.a.b", "-metadata.x"]
