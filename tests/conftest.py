@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 
 from personas.app import create_app
 from personas.auth import generate_key
+from personas.domain import InvalidInput
 from personas.embedded import EmbeddedDatabase
 from personas.settings import Settings
 from personas.store import PersonaStore
@@ -169,3 +170,12 @@ def plan_stages(plan: dict[str, Any]) -> list[str]:
         if child:
             stages += plan_stages(child)
     return stages
+
+
+def accepts(check: Callable[[], object]) -> bool:
+    """Whether a rule takes what `check` gives it (it raises InvalidInput when not)."""
+    try:
+        check()
+    except InvalidInput:
+        return False
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,7 @@ from starlette.applications import Starlette
 from personas import domain
 from personas.rest import handlers as rest
 from personas.store import PersonaStore
-from tests.conftest import GraphQLClient, issue_key, keyed_client, problem
+from tests.conftest import GraphQLClient, accepts, issue_key, keyed_client, problem
 
 PERSONAS = "/v1/personas"
 MERGE_PATCH = {"content-type": "application/merge-patch+json"}
@@ -150,6 +151,31 @@ def test_if_match_refuses_lists_weak_tags_and_garbage(raw: list[str]) -> None:
     with pytest.raises(domain.InvalidInput) as caught:
         rest.if_match(raw)
     assert caught.value.field == "If-Match"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "*",
+        '"1"',
+        '"42"',
+        '"999999999999999999"',
+        '"1000000000000000000"',
+        '"0"',
+        '"01"',
+        "1",
+        'W/"1"',
+        '"1", "2"',
+        '*, "1"',
+        "**",
+        '"abc"',
+        '"1',
+        "",
+    ],
+)
+def test_the_documented_if_match_pattern_is_the_rule(raw: str) -> None:
+    accepted = accepts(lambda: rest.if_match([raw]))
+    assert accepted == bool(re.fullmatch(rest.IF_MATCH_PATTERN, raw))
 
 
 async def write(

@@ -23,6 +23,23 @@ PREFIX: Final = "metadata."
 TAGS: Final = PREFIX + "tags"
 
 
+def segment_pattern(excluded: str = "") -> str:
+    """A metadata key or path segment as a regex: 1 to KEY_MAX characters, not starting with
+    '$', without '.', NUL or any character of `excluded` (a regex class body)."""
+    return rf"[^$.{excluded}\x00][^.{excluded}\x00]{{0,{KEY_MAX - 1}}}"
+
+
+def path_pattern(segment: str) -> str:
+    """A path of 1 to PATH_MAX_SEGMENTS `segment`s joined by '.'."""
+    return rf"{segment}(?:\.{segment}){{0,{PATH_MAX_SEGMENTS - 1}}}"
+
+
+KEY_PATTERN: Final = segment_pattern()
+"""A metadata key, as `validate_metadata` takes it."""
+PATH_PATTERN: Final = path_pattern(KEY_PATTERN)
+"""A path inside metadata, as `validate_path` takes it (`deployment.environment`)."""
+
+
 def validate_metadata(value: object, field: str = "metadata") -> dict[str, Any] | None:
     """Metadata: a JSON object (or null) within the published limits."""
     if value is None:

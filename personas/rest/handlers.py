@@ -28,6 +28,8 @@ IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 ENTITY_TAG_PATTERN: Final = f'"({domain.VERSION_PATTERN})"'
 """A persona's strong entity tag: its version in quotes."""
 _ENTITY_TAG = re.compile(ENTITY_TAG_PATTERN)
+IF_MATCH_PATTERN: Final = rf"\*|{ENTITY_TAG_PATTERN}"
+"""What If-Match takes: * or one strong entity tag (surrounding whitespace aside)."""
 
 
 class JSONResponse(Response):

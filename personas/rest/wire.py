@@ -1,52 +1,211 @@
-"""The JSON shapes the REST API sends, typed once: handlers build them, and the OpenAPI
-document's component schemas are generated from these types."""
+"""The JSON shapes the REST API takes and sends, typed once: handlers build them, and the
+OpenAPI document's component schemas are generated from these types (by pydantic). Their
+patterns and limits are the constants of the rules they describe.
 
-from __future__ import annotations
+Annotations are evaluated (no `from __future__ import annotations`), so that each shape
+knows its required keys at run time as the document does."""
 
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Annotated, Any, Final, NotRequired
+
+from pydantic import ConfigDict, Field, with_config
+from typing_extensions import TypeAliasType, TypedDict
 
 from personas import domain
 
+OPEN: Final = ConfigDict(regex_engine="python-re")
+"""Shapes are only turned into JSON Schema, never used to validate: Python's regex engine
+takes the patterns as the rules write them."""
+CLOSED: Final = ConfigDict(regex_engine="python-re", extra="forbid")
+"""A shape with no other members than those it names."""
+CHANGE: Final = ConfigDict(
+    regex_engine="python-re", extra="forbid", json_schema_extra={"minProperties": 1}
+)
+"""A change: at least one member."""
 
-class PersonaJson(TypedDict):
-    id: str
+MetadataKey = TypeAliasType("MetadataKey", Annotated[str, Field(pattern=f"^{domain.KEY_PATTERN}$")])
+MetadataValue = TypeAliasType(
+    "MetadataValue",
+    Annotated[
+        "bool | float | str | list[MetadataValue] | dict[MetadataKey, MetadataValue] | None",
+        Field(
+            description=(
+                "Any JSON value; object keys follow MetadataKey. Integers must fit in 64 bits "
+                "(other numbers are stored as doubles)."
+            )
+        ),
+    ],
+)
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue] | None,
+    Field(
+        description=(
+            f"Free-form JSON object, or null. Keys: 1 to {domain.KEY_MAX} characters, not "
+            "starting with '$', without '.' or NUL. At most "
+            f"{domain.METADATA_MAX_DEPTH} levels deep and {domain.METADATA_MAX_BYTES} bytes "
+            "encoded; integers fit in 64 bits."
+        ),
+        examples=[{"tags": ["prod", "approved"], "version": "2.0.0", "status": "production"}],
+    ),
+]
+MetadataPatch = Annotated[
+    dict[MetadataKey, MetadataValue] | None,
+    Field(
+        description=(
+            "A merge patch of the metadata object: each key given replaces that key (objects "
+            "are merged the same way, recursively), null deletes it; null clears the metadata. "
+            "The result follows the metadata rules."
+        ),
+        examples=[{"status": "approved", "deployment": {"region": "eu"}, "draft": None}],
+    ),
+]
+Name = Annotated[
+    str,
+    Field(
+        pattern=f"^{domain.NAME_PATTERN}$",
+        description=f"1 to {domain.NAME_MAX} characters after trimming whitespace.",
+        examples=["Support Agent v2"],
+    ),
+]
+Content = Annotated[
+    str,
+    Field(
+        pattern=domain.CONTENT_PATTERN,
+        max_length=domain.CONTENT_MAX,
+        description="The system prompt; not blank.",
+        examples=["You are a helpful support agent..."],
+    ),
+]
+PersonaId = Annotated[str, Field(pattern=f"^{domain.ID_PATTERN}$")]
+Version = Annotated[int, Field(ge=1, le=domain.VERSION_MAX)]
+Timestamp = Annotated[
+    str, Field(description="ISO 8601, UTC.", json_schema_extra={"format": "date-time"})
+]
+NextCursor = Annotated[
+    str | None,
+    Field(description="Pass as `cursor` for the next page; null on the last page."),
+]
+
+
+@with_config(CLOSED)
+class PersonaCreate(TypedDict):
+    """A new persona."""
+
+    name: Name
+    content: Content
+    metadata: NotRequired[Metadata]
+
+
+@with_config(CHANGE)
+class PersonaUpdate(TypedDict, total=False):
+    """Only the fields given change; metadata replaces the whole object."""
+
+    name: Name
+    content: Content
+    metadata: Metadata
+
+
+@with_config(CHANGE)
+class PersonaPatch(TypedDict, total=False):
+    """A JSON merge patch (RFC 7396) of the persona: only the members given change."""
+
+    name: Name
+    content: Content
+    metadata: MetadataPatch
+
+
+@with_config(CLOSED)
+class Persona(TypedDict):
+    """A persona at its current version."""
+
+    id: PersonaId
     name: str
     content: str
     metadata: dict[str, Any] | None
-    version: int
-    created_at: str
-    updated_at: str
+    version: Annotated[Version, Field(description="1 on create, +1 on every change.")]
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
-class RevisionJson(TypedDict):
-    persona_id: str
-    version: int
+@with_config(CLOSED)
+class Revision(TypedDict):
+    """A persona as one change left it; never changed afterwards."""
+
+    persona_id: PersonaId
+    version: Version
     name: str
     content: str
     metadata: dict[str, Any] | None
-    operation: str
-    actor: str | None
-    created_at: str
+    operation: Annotated[
+        str,
+        Field(
+            description="The change that made this version.",
+            json_schema_extra={"enum": [item.value for item in domain.Operation]},
+        ),
+    ]
+    actor: Annotated[
+        str | None,
+        Field(description="Id of the API key that made the change; null if anonymous."),
+    ]
+    created_at: Timestamp
 
 
+@with_config(CLOSED)
 class PersonaList(TypedDict):
-    data: list[PersonaJson]
-    next_cursor: str | None
+    """One page of personas."""
+
+    data: list[Persona]
+    next_cursor: NextCursor
 
 
+@with_config(CLOSED)
 class RevisionList(TypedDict):
-    data: list[RevisionJson]
-    next_cursor: str | None
+    """One page of a persona's revisions, newest first."""
+
+    data: list[Revision]
+    next_cursor: NextCursor
 
 
-class ValueCountJson(TypedDict):
-    value: Any
-    count: int
+@with_config(CLOSED)
+class ValueCount(TypedDict):
+    """How many personas have one value at a metadata path."""
+
+    value: Annotated[Any, Field(description="A value found at the path.")]
+    count: Annotated[int, Field(ge=1)]
 
 
+@with_config(CLOSED)
 class ValueCountList(TypedDict):
-    data: list[ValueCountJson]
+    """Values, most frequent first (arrays unwound)."""
+
+    data: list[ValueCount]
+
+
+@with_config(OPEN)
+class FieldError(TypedDict):
+    """A field of the request, and the rule it broke."""
+
+    field: str
+    message: str
+
+
+@with_config(OPEN)
+class Problem(TypedDict):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    current_version: NotRequired[
+        Annotated[int, Field(description="With 412 (and 409): the persona's version now.")]
+    ]
+    errors: NotRequired[
+        Annotated[
+            list[FieldError],
+            Field(description="With bad input: each field and the rule it broke."),
+        ]
+    ]
 
 
 def timestamp(moment: datetime) -> str:
@@ -54,7 +213,7 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def persona_json(persona: domain.Persona) -> PersonaJson:
+def persona_json(persona: domain.Persona) -> Persona:
     return {
         "id": persona.id,
         "name": persona.name,
@@ -66,7 +225,7 @@ def persona_json(persona: domain.Persona) -> PersonaJson:
     }
 
 
-def revision_json(revision: domain.Revision) -> RevisionJson:
+def revision_json(revision: domain.Revision) -> Revision:
     return {
         "persona_id": revision.persona_id,
         "version": revision.version,
