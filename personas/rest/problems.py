@@ -36,7 +36,7 @@ class PreconditionFailed(Exception):
 
     status = 412
 
-    def __init__(self, detail: str, current_version: int) -> None:
+    def __init__(self, detail: str, current_version: int | None) -> None:
         self.detail = detail
         self.current_version = current_version
         super().__init__(detail)

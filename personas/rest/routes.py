@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp
 
 from personas import openapi
-from personas.rest import handlers
+from personas.rest import handlers, releases
 from personas.rest.handlers import PREFIX, JSONResponse
 from personas.rest.problems import EXCEPTION_HANDLERS
 
@@ -54,6 +54,23 @@ RESOURCES: Final = (
     Resource(
         "/personas/{id}/revisions/{version}", "persona_revision", {"GET": handlers.get_revision}
     ),
+    Resource("/personas/{id}/labels", "persona_labels", {"GET": releases.list_labels}),
+    Resource(
+        "/personas/{id}/labels/{label}",
+        "persona_label",
+        {
+            "GET": releases.get_label_target,
+            "PUT": releases.set_label,
+            "DELETE": releases.remove_label,
+        },
+    ),
+    Resource(
+        "/personas/{id}/labels/{label}/history",
+        "persona_label_history",
+        {"GET": releases.label_history},
+    ),
+    Resource("/personas/{id}/diff", "persona_diff", {"GET": releases.persona_diff}),
+    Resource("/releases", "releases", {"GET": releases.list_releases}),
     Resource("/metadata/values", "metadata_values", {"GET": handlers.metadata_values}),
     Resource("/openapi.json", "openapi", {"GET": openapi_document}),
 )

@@ -77,3 +77,75 @@ def revision_json(revision: domain.Revision) -> RevisionJson:
         "actor": revision.actor,
         "created_at": timestamp(revision.created_at),
     }
+
+
+class LabelJson(TypedDict):
+    name: str
+    version: int
+    set_by: str | None
+    set_at: str
+
+
+class LabelList(TypedDict):
+    data: list[LabelJson]
+
+
+class LabelEventJson(TypedDict):
+    label: str
+    from_version: int | None
+    to_version: int | None
+    actor: str | None
+    at: str
+
+
+class LabelEventList(TypedDict):
+    data: list[LabelEventJson]
+    next_cursor: str | None
+
+
+class LabelMove(TypedDict):
+    """The body of PUT /v1/personas/{id}/labels/{label}."""
+
+    version: int
+
+
+DiffJson = TypedDict(
+    "DiffJson",
+    {
+        "from": int,
+        "to": int,
+        "name": list[str] | None,
+        "content_diff": str | None,
+        "metadata_patch": list[dict[str, Any]],
+    },
+)
+"""What changed between two versions (`from` and `to` are keywords, hence this form)."""
+
+
+def label_json(label: domain.Label) -> LabelJson:
+    return {
+        "name": label.name,
+        "version": label.version,
+        "set_by": label.set_by,
+        "set_at": timestamp(label.set_at),
+    }
+
+
+def label_event_json(event: domain.LabelEvent) -> LabelEventJson:
+    return {
+        "label": event.label,
+        "from_version": event.from_version,
+        "to_version": event.to_version,
+        "actor": event.actor,
+        "at": timestamp(event.at),
+    }
+
+
+def diff_json(changes: domain.PersonaDiff) -> DiffJson:
+    return {
+        "from": changes.from_version,
+        "to": changes.to_version,
+        "name": None if changes.name is None else list(changes.name),
+        "content_diff": changes.content_diff,
+        "metadata_patch": changes.metadata_patch,
+    }
