@@ -3,6 +3,7 @@ the typed wire shapes. Errors are raised as domain errors; `problems` shows them
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -56,6 +57,23 @@ def persona_response(
         status_code=status_code,
         headers={**(headers or {}), "ETag": entity_tag(persona.version)},
     )
+
+
+def none_match(values: Sequence[str], tag: str) -> bool:
+    """Whether If-None-Match names `tag` (or `*`): compared weakly, as RFC 9110 says."""
+    given = [item.strip().removeprefix("W/") for value in values for item in value.split(",")]
+    return "*" in given or tag.removeprefix("W/") in given
+
+
+def read_response(request: Request, content: Any, tag: str | None = None) -> Response:
+    """A GET answer with an ETag (`tag`, or a digest of the body), or 304 with no body when
+    If-None-Match already holds it: polling costs a header."""
+    body = orjson.dumps(content)
+    tag = tag or f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+    headers = {"ETag": tag}
+    if none_match(request.headers.getlist("if-none-match"), tag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=JSONResponse.media_type, headers=headers)
 
 
 async def json_body(request: Request) -> object:
@@ -123,17 +141,17 @@ async def conditional(request: Request, write: Callable[[int | None], Awaitable[
         raise PreconditionFailed(conflict.message, conflict.current_version) from None
 
 
-def _store(request: Request) -> PersonaStore:
+def store_of(request: Request) -> PersonaStore:
     store: PersonaStore = request.app.state.store
     return store
 
 
-def _principal(request: Request) -> domain.Principal:
+def principal_of(request: Request) -> domain.Principal:
     principal: domain.Principal = getattr(request.state, "principal", domain.NOBODY)
     return principal
 
 
-def _persona_id(request: Request) -> str:
+def persona_id_of(request: Request) -> str:
     return domain.parse_id(request.path_params["id"])
 
 
@@ -144,7 +162,7 @@ async def create_persona(request: Request) -> Response:
         if field not in body:
             raise InvalidInput(field, "is required")
     new = domain.new_persona(body["name"], body["content"], body.get("metadata"))
-    created = await services.create_persona(_store(request), _principal(request), new, key)
+    created = await services.create_persona(store_of(request), principal_of(request), new, key)
     return persona_response(created, 201, {"Location": location(created.id)})
 
 
@@ -155,31 +173,37 @@ async def list_personas(request: Request) -> Response:
     query = querystring.persona_query(specs, plain.get("q"), plain.get("sort"))
     limit = querystring.integer(plain.get("limit"), "limit")
     page = await services.list_personas(
-        _store(request), _principal(request), query, limit, plain.get("cursor"), "limit", "cursor"
+        store_of(request),
+        principal_of(request),
+        query,
+        limit,
+        plain.get("cursor"),
+        "limit",
+        "cursor",
     )
     listed: wire.PersonaList = {
         "data": [wire.persona_json(item) for item in page.items],
         "next_cursor": page.end_cursor if page.has_next else None,
     }
-    return JSONResponse(listed)
+    return read_response(request, listed)
 
 
 async def get_persona(request: Request) -> Response:
-    persona_id = _persona_id(request)
-    found = await _store(request).get(_principal(request), persona_id)
+    persona_id = persona_id_of(request)
+    found = await store_of(request).get(principal_of(request), persona_id)
     if found is None:
         raise domain.NotFound(f"persona {persona_id} not found")
-    return persona_response(found)
+    return read_response(request, wire.persona_json(found), entity_tag(found.version))
 
 
 async def update_persona(request: Request) -> Response:
-    persona_id = _persona_id(request)
+    persona_id = persona_id_of(request)
     key = idempotency_key(request)
     body = await json_object(request)
     changes = domain.persona_changes(
         **{field: body.get(field, domain.UNSET) for field in domain.FIELDS}
     )
-    store, principal = _store(request), _principal(request)
+    store, principal = store_of(request), principal_of(request)
     updated = await conditional(
         request,
         lambda expected: services.update_persona(
@@ -190,7 +214,7 @@ async def update_persona(request: Request) -> Response:
 
 
 async def patch_persona(request: Request) -> Response:
-    persona_id = _persona_id(request)
+    persona_id = persona_id_of(request)
     given = media_type(request.headers.get("content-type", ""))
     if given != MERGE_PATCH:
         raise HTTPException(
@@ -200,7 +224,7 @@ async def patch_persona(request: Request) -> Response:
         )
     key = idempotency_key(request)
     patch = await json_body(request)
-    store, principal = _store(request), _principal(request)
+    store, principal = store_of(request), principal_of(request)
     patched = await conditional(
         request,
         lambda expected: services.patch_persona(store, principal, persona_id, patch, expected, key),
@@ -209,9 +233,9 @@ async def patch_persona(request: Request) -> Response:
 
 
 async def delete_persona(request: Request) -> Response:
-    persona_id = _persona_id(request)
+    persona_id = persona_id_of(request)
     key = idempotency_key(request)
-    store, principal = _store(request), _principal(request)
+    store, principal = store_of(request), principal_of(request)
     await conditional(
         request,
         lambda expected: services.delete_persona(store, principal, persona_id, expected, key),
@@ -220,12 +244,12 @@ async def delete_persona(request: Request) -> Response:
 
 
 async def list_revisions(request: Request) -> Response:
-    persona_id = _persona_id(request)
+    persona_id = persona_id_of(request)
     plain = querystring.plain_parameters(request.query_params.multi_items(), ("limit", "cursor"))
     limit = querystring.integer(plain.get("limit"), "limit")
     page = await services.list_revisions(
-        _store(request),
-        _principal(request),
+        store_of(request),
+        principal_of(request),
         persona_id,
         limit,
         plain.get("cursor"),
@@ -236,16 +260,18 @@ async def list_revisions(request: Request) -> Response:
         "data": [wire.revision_json(item) for item in page.items],
         "next_cursor": page.end_cursor if page.has_next else None,
     }
-    return JSONResponse(listed)
+    return read_response(request, listed)
 
 
 async def get_revision(request: Request) -> Response:
-    persona_id = _persona_id(request)
+    persona_id = persona_id_of(request)
     version = domain.parse_version(request.path_params["version"], "version")
-    found = await services.get_revision(_store(request), _principal(request), persona_id, version)
+    found = await services.get_revision(
+        store_of(request), principal_of(request), persona_id, version
+    )
     if found is None:
         raise domain.NotFound(f"persona {persona_id} has no version {version}")
-    return JSONResponse(wire.revision_json(found))
+    return read_response(request, wire.revision_json(found), entity_tag(found.version))
 
 
 async def metadata_values(request: Request) -> Response:
@@ -257,8 +283,8 @@ async def metadata_values(request: Request) -> Response:
     stored = domain.validate_path(plain["path"], "path")
     query = querystring.persona_query(specs)
     size = domain.facet_size(querystring.integer(plain.get("limit"), "limit"), "limit")
-    counts = await _store(request).metadata_values(_principal(request), stored, query, size)
+    counts = await store_of(request).metadata_values(principal_of(request), stored, query, size)
     listed: wire.ValueCountList = {
         "data": [{"value": item.value, "count": item.count} for item in counts]
     }
-    return JSONResponse(listed)
+    return read_response(request, listed)

@@ -85,6 +85,46 @@ IDEMPOTENCY_KEY: Final = Parameter(
     "answered and writes nothing again; with a different request it is a 422. Kept 24 hours, "
     'per tenant. Bare or quoted (`"<key>"`).',
 )
+LABEL: Final = Parameter(
+    "Label",
+    "label",
+    "path",
+    Annotated[str, Field(pattern=f"^{domain.LABEL_PATTERN}$")],
+    "A release label, e.g. production; `latest` (read only) is the current version.",
+    required=True,
+)
+RELEASE_LABEL: Final = Parameter(
+    "ReleaseLabel",
+    "label",
+    "query",
+    Annotated[str, Field(pattern=f"^{domain.LABEL_PATTERN}$")],
+    "The label whose releases to list, e.g. production.",
+    required=True,
+)
+LABEL_IF_MATCH: Final = Parameter(
+    "LabelIfMatch",
+    "If-Match",
+    "header",
+    Annotated[str, Field(pattern=f"^(?:{IF_MATCH_PATTERN})$")],
+    'Move only if the label points at this version now (`"2"`); otherwise a 412 and nothing '
+    "is written. `*` takes any.",
+)
+DIFF_FROM: Final = Parameter(
+    "DiffFrom",
+    "from",
+    "query",
+    Annotated[int, Field(ge=1, le=domain.VERSION_MAX)],
+    "The older version.",
+    required=True,
+)
+DIFF_TO: Final = Parameter(
+    "DiffTo",
+    "to",
+    "query",
+    Annotated[int, Field(ge=1, le=domain.VERSION_MAX)],
+    "The newer version.",
+    required=True,
+)
 LIMIT: Final = Parameter(
     "Limit",
     "limit",

@@ -16,18 +16,23 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp
 
-from personas.rest import handlers, wire
+from personas.rest import handlers, releases, wire
 from personas.rest.handlers import PREFIX, JSONResponse
 from personas.rest.parameters import (
     CURSOR,
+    DIFF_FROM,
+    DIFF_TO,
     ETAG,
     IDEMPOTENCY_KEY,
     IF_MATCH,
+    LABEL,
+    LABEL_IF_MATCH,
     LIMIT,
     LOCATION,
     METADATA_FILTERS,
     METADATA_PATH,
     PERSONA_ID,
+    RELEASE_LABEL,
     REVISION_VERSION,
     SEARCH,
     SORT,
@@ -187,6 +192,96 @@ RESOURCES: Final = (
             )
         },
         (PERSONA_ID, REVISION_VERSION),
+    ),
+    Resource(
+        "/personas/{id}/labels",
+        "persona_labels",
+        {
+            "GET": Operation(
+                releases.list_labels,
+                "listPersonaLabels",
+                "The release labels set on a persona, by name",
+                Reply(200, "The labels.", wire.LabelList),
+                errors=(400, 404),
+            )
+        },
+        _ID,
+    ),
+    Resource(
+        "/personas/{id}/labels/{label}",
+        "persona_label",
+        {
+            "GET": Operation(
+                releases.get_label_target,
+                "getPersonaLabelTarget",
+                "The version a label points at (`latest`: the current one)",
+                Reply(200, "The revision; ETag is its version.", wire.Revision, (ETAG,)),
+                errors=(400, 404),
+            ),
+            "PUT": Operation(
+                releases.set_label,
+                "setPersonaLabel",
+                "Point a label at a version (protected labels need the approve scope)",
+                Reply(200, "The label.", wire.Label, (ETAG,)),
+                body=Body(wire.LabelMove),
+                parameters=(LABEL_IF_MATCH, IDEMPOTENCY_KEY),
+                errors=(400, 404, 409, 412, 413, 415, 422),
+            ),
+            "DELETE": Operation(
+                releases.remove_label,
+                "removePersonaLabel",
+                "Take a label off a persona",
+                Reply(204, "Removed."),
+                parameters=(LABEL_IF_MATCH, IDEMPOTENCY_KEY),
+                errors=(400, 404, 409, 412, 422),
+            ),
+        },
+        (PERSONA_ID, LABEL),
+    ),
+    Resource(
+        "/personas/{id}/labels/{label}/history",
+        "persona_label_history",
+        {
+            "GET": Operation(
+                releases.label_history,
+                "listPersonaLabelHistory",
+                "A label's moves on a persona, newest first",
+                Reply(200, "One page.", wire.LabelEventList),
+                parameters=_PAGE,
+                errors=(400,),
+            )
+        },
+        (PERSONA_ID, LABEL),
+    ),
+    Resource(
+        "/personas/{id}/diff",
+        "persona_diff",
+        {
+            "GET": Operation(
+                releases.persona_diff,
+                "getPersonaDiff",
+                "What changed between two versions of a persona",
+                Reply(200, "The changes.", wire.PersonaDiff),
+                parameters=(DIFF_FROM, DIFF_TO),
+                errors=(400, 404),
+            )
+        },
+        _ID,
+    ),
+    Resource(
+        "/releases",
+        "releases",
+        {
+            "GET": Operation(
+                releases.list_releases,
+                "listReleases",
+                "The personas carrying a label: their labelled versions, filtered by those "
+                "versions' metadata",
+                Reply(200, "One page.", wire.RevisionList),
+                parameters=(RELEASE_LABEL, METADATA_FILTERS, SEARCH, SORT, *_PAGE),
+                errors=(400,),
+            )
+        },
     ),
     Resource(
         "/metadata/values",

@@ -236,3 +236,100 @@ def revision_json(revision: domain.Revision) -> Revision:
         "actor": revision.actor,
         "created_at": timestamp(revision.created_at),
     }
+
+
+LabelName = Annotated[str, Field(pattern=f"^{domain.LABEL_PATTERN}$")]
+
+
+@with_config(CLOSED)
+class Label(TypedDict):
+    """A release label: a name pointing at one version of a persona."""
+
+    name: LabelName
+    version: Version
+    set_by: Annotated[
+        str | None, Field(description="Id of the API key that set it; null if anonymous.")
+    ]
+    set_at: Timestamp
+
+
+@with_config(CLOSED)
+class LabelList(TypedDict):
+    data: list[Label]
+
+
+@with_config(CLOSED)
+class LabelEvent(TypedDict):
+    """One move of a label: set anew (from_version null), moved, or removed (to_version
+    null)."""
+
+    label: LabelName
+    from_version: Version | None
+    to_version: Version | None
+    actor: str | None
+    at: Timestamp
+
+
+@with_config(CLOSED)
+class LabelEventList(TypedDict):
+    data: list[LabelEvent]
+    next_cursor: Annotated[
+        str | None,
+        Field(description="Pass as `cursor` for the next page; null on the last page."),
+    ]
+
+
+@with_config(CLOSED)
+class LabelMove(TypedDict):
+    """The version a label is to point at."""
+
+    version: Version
+
+
+PersonaDiff = TypedDict(
+    "PersonaDiff",
+    {
+        "from": Version,
+        "to": Version,
+        "name": Annotated[
+            list[str] | None, Field(description="[old, new], or null when unchanged.")
+        ],
+        "content_diff": Annotated[
+            str | None, Field(description="A unified diff, or null when unchanged.")
+        ],
+        "metadata_patch": Annotated[
+            list[dict[str, Any]],
+            Field(description="An RFC 6902 JSON Patch from the old metadata to the new."),
+        ],
+    },
+)
+"""What changed between two versions (`from` is a keyword, hence this form)."""
+
+
+def label_json(label: domain.Label) -> Label:
+    return {
+        "name": label.name,
+        "version": label.version,
+        "set_by": label.set_by,
+        "set_at": timestamp(label.set_at),
+    }
+
+
+def label_event_json(event: domain.LabelEvent) -> LabelEvent:
+    return {
+        "label": event.label,
+        "from_version": event.from_version,
+        "to_version": event.to_version,
+        "actor": event.actor,
+        "at": timestamp(event.at),
+    }
+
+
+def diff_json(changes: domain.PersonaDiff) -> PersonaDiff:
+    return {
+        "from": changes.from_version,
+        "to": changes.to_version,
+        "name": None if changes.name is None else list(changes.name),
+        "content_diff": changes.content_diff,
+        "metadata_patch": changes.metadata_patch,
+    }
