@@ -15,6 +15,7 @@ import pytest
 
 from bench import scenarios
 from bench.drivers import Measurement, Request, lua_script, parse_wrk_output
+from bench.profile import Profile, summary
 from bench.servers import cpu_seconds, tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -285,3 +286,30 @@ def test_wrk_result_line_is_parsed() -> None:
     assert measured.p50_ms == 1.5
     assert measured.p99_ms == 9
     assert measured.errors == {"status": 3, "graphql": 1}
+
+
+RAW_PROFILE = """\
+run (/venv/site-packages/uvicorn/server.py);handle (/venv/site-packages/starlette/routing.py);\
+execute (/venv/site-packages/graphql/execution/execute.py);\
+resolve (/repo/personas/resolvers.py) 6
+run (/venv/site-packages/uvicorn/server.py);\
+parse_document (/venv/site-packages/strawberry/schema/x.py);\
+parse (/venv/site-packages/graphql/language/parser.py) 3
+run (/venv/site-packages/uvicorn/server.py) 1
+"""
+
+
+def test_profile_summary_sums_samples_by_function_library_and_phase(tmp_path: Path) -> None:
+    raw = tmp_path / "profile.raw.txt"
+    raw.write_text(RAW_PROFILE)
+    profile = Profile.read(raw)
+
+    assert profile.total == 10
+    assert profile.own().most_common(1) == [(("resolve", "/repo/personas/resolvers.py"), 6)]
+    assert profile.below()[("run", "/venv/site-packages/uvicorn/server.py")] == 10
+    assert profile.libraries()["graphql-core: parsing"] == 3
+    assert profile.libraries()["personas (this project)"] == 6
+    text = summary(profile, top=5)
+    assert "| GraphQL: parse (incl. the parser cache) |  30.0 % |" in text
+    assert "| GraphQL: execution (graphql-core execute) |  60.0 % |" in text
+    assert "| `resolve` (/repo/personas/resolvers.py) |  60.0 % |  60.0 % |" in text
