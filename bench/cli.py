@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(bench/peers/apollo; needs Node.js; default: on)",
     )
     parser.add_argument(
+        "--apollo-warmup",
+        type=non_negative,
+        default=10.0,
+        help="warm-up seconds of the Apollo peer per scenario: Node compiles hot code as it "
+        "runs, and its CPU per request settles after some seconds of load (default 10)",
+    )
+    parser.add_argument(
         "--driver",
         choices=("wrk", "python"),
         default="wrk",
@@ -170,10 +177,12 @@ class Options:
     rss_queries: int
     rss_max_seconds: float
     apollo: bool = True
+    apollo_warmup: float = 10.0
 
     def as_json(self, threads: int | None) -> dict[str, Any]:
         return {
             "apollo": self.apollo,
+            "apollo_warmup": self.apollo_warmup,
             "rounds": self.rounds,
             "duration": self.duration,
             "warmup": self.warmup,
@@ -354,9 +363,10 @@ def compare(bench: Bench, comparison: Comparison) -> dict[str, Any]:
             sides[scenarios.APOLLO] = comparison.peer
         else:
             log(f"{comparison.name}: the Apollo peer is not timed: {peer_problem}")
-    if options.warmup > 0:
-        for side in sides.values():
-            bench.measure(side, options.warmup)
+    for role, side in sides.items():
+        warmup = options.apollo_warmup if role == scenarios.APOLLO else options.warmup
+        if warmup > 0:
+            bench.measure(side, warmup)
     roles = list(sides)
     rounds: list[dict[str, Measurement]] = []
     for index in range(options.rounds):
@@ -791,6 +801,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rss_queries=arguments.rss_queries,
         rss_max_seconds=arguments.rss_max_seconds,
         apollo=arguments.apollo,
+        apollo_warmup=arguments.apollo_warmup,
     )
     keep = arguments.work_dir is not None
     work_dir: Path = arguments.work_dir or Path(tempfile.mkdtemp(prefix="personas-bench-"))

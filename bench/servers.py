@@ -143,10 +143,30 @@ def _launch(
     return Server(name=name, process=process, port=port, log_path=log_path)
 
 
-def start_subject(uri: str, db_name: str, work_dir: Path) -> Server:
-    """`personas serve` in production settings, one worker, against the shared database."""
+CPROFILED_SERVE = """\
+import cProfile, sys, time
+from personas.cli import main
+profile = cProfile.Profile(time.process_time)
+profile.enable()
+try:
+    main(["serve", "--port", sys.argv[1]])
+finally:
+    profile.disable()
+    profile.dump_stats(sys.argv[2])
+"""
+"""`personas serve` under cProfile, timed by the process's CPU clock; the stats are written
+to argv[2] when the server stops."""
+
+
+def start_subject(
+    uri: str, db_name: str, work_dir: Path, cprofile_output: Path | None = None
+) -> Server:
+    """`personas serve` in production settings, one worker, against the shared database
+    (under cProfile when `cprofile_output` is given)."""
     port = free_port()
     command = [sys.executable, "-m", "personas", "serve", "--port", str(port)]
+    if cprofile_output is not None:
+        command = [sys.executable, "-c", CPROFILED_SERVE, str(port), str(cprofile_output)]
     return _launch("subject", command, server_environment(uri, db_name, port), port, work_dir)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from bench import scenarios
 from bench.drivers import Measurement, Request, lua_script, parse_wrk_output
-from bench.profile import Profile, summary
+from bench.profile import Profile, cprofile_summary, summary
 from bench.servers import cpu_seconds, tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +47,8 @@ def start_harness(
         "--rounds",
         "1",
         "--warmup",
+        "0",
+        "--apollo-warmup",
         "0",
         "--connections",
         "2",
@@ -299,7 +301,7 @@ run (/venv/site-packages/uvicorn/server.py) 1
 """
 
 
-def test_profile_summary_sums_samples_by_function_library_and_phase(tmp_path: Path) -> None:
+def test_profile_summary_sums_samples_by_layer_and_function(tmp_path: Path) -> None:
     raw = tmp_path / "profile.raw.txt"
     raw.write_text(RAW_PROFILE)
     profile = Profile.read(raw)
@@ -307,9 +309,53 @@ def test_profile_summary_sums_samples_by_function_library_and_phase(tmp_path: Pa
     assert profile.total == 10
     assert profile.own().most_common(1) == [(("resolve", "/repo/personas/resolvers.py"), 6)]
     assert profile.below()[("run", "/venv/site-packages/uvicorn/server.py")] == 10
-    assert profile.libraries()["graphql-core: parsing"] == 3
-    assert profile.libraries()["personas (this project)"] == 6
+    layers = profile.layers()
+    assert layers["graphql-core: parsing"] == 3
+    assert layers["GraphQL types and resolvers (schema.py, resolvers.py)"] == 6
+    assert sum(layers.values()) == 10
     text = summary(profile, top=5)
-    assert "| GraphQL: parse (incl. the parser cache) |  30.0 % |" in text
-    assert "| GraphQL: execution (graphql-core execute) |  60.0 % |" in text
+    assert "| graphql-core: parsing |  30.0 % |" in text
+    assert "| `execute` (graphql/execution/execute.py) |  60.0 % |" in text
     assert "| `resolve` (/repo/personas/resolvers.py) |  60.0 % |  60.0 % |" in text
+
+
+CPROFILED = """\
+import cProfile, importlib.util, sys, time
+
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+load("work", sys.argv[1])
+server = load("server", sys.argv[2])
+profile = cProfile.Profile(time.process_time)
+profile.runcall(server.run_asgi)
+profile.dump_stats(sys.argv[3])
+"""
+
+
+def test_cprofile_summary_shares_the_requests_cpu(tmp_path: Path) -> None:
+    """Functions below the requests' coroutine, as shares of its CPU (no timings checked)."""
+    work = tmp_path / "personas" / "work.py"
+    server = tmp_path / "uvicorn" / "protocols" / "http" / "server.py"
+    for path in (work, server):
+        path.parent.mkdir(parents=True)
+    work.write_text("def persona_work():\n    return sum(range(200_000))\n")
+    server.write_text(
+        "from work import persona_work\n\n"
+        "def run_asgi():\n    return persona_work() + sum(range(200_000))\n"
+    )
+    stats = tmp_path / "stats"
+    subprocess.run(
+        [sys.executable, "-c", CPROFILED, str(work), str(server), str(stats)],
+        check=True,
+        timeout=60,
+    )
+
+    text = cprofile_summary(stats, requests=1, top=10)
+    assert "ms per request" in text
+    assert f"| `persona_work` ({work}) |" in text  # below run_asgi, from a /personas/ file
+    assert "| function (own time) | share | calls |" in text
