@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -18,10 +19,13 @@ from strawberry.asgi import GraphQL
 
 from personas import domain, rest
 from personas.auth import Authentication, Authenticator, is_loopback
+from personas.availability import DatabaseStatus
+from personas.guard import RequestGuard
 from personas.http import JsonBodies
 from personas.resolvers import build_schema
 from personas.schema import Context
 from personas.settings import Settings
+from personas.shutdown import Drain, shutdown_plan
 from personas.store import PersonaStore
 
 access_log = logging.getLogger("personas.access")
@@ -76,11 +80,19 @@ class AccessLog:
 
 
 async def healthz(request: Request) -> Response:
+    status: DatabaseStatus = request.app.state.database_status
+    if status.failed:
+        return JSONResponse({"status": "unhealthy", "database": "failed"}, status_code=503)
     return JSONResponse({"status": "ok"})
 
 
 async def readyz(request: Request) -> Response:
     store: PersonaStore = request.app.state.store
+    status: DatabaseStatus = request.app.state.database_status
+    if request.app.state.drain.draining:
+        return JSONResponse({"status": "stopping"}, status_code=503)
+    if status.unavailable:
+        return JSONResponse({"status": "unavailable", "database": status.state()}, status_code=503)
     if await store.ping():
         return JSONResponse({"status": "ready", "database": "ok"})
     return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
@@ -91,10 +103,13 @@ def anonymous_allowed(settings: Settings) -> bool:
     return settings.auth == "auto" and is_loopback(settings.host)
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, stop_signals: bool = False) -> Starlette:
+    """The application; with `stop_signals`, SIGTERM and SIGINT start its drain (the
+    server's own handlers still run)."""
     if settings.mongodb_uri is None:
         raise ValueError("settings.mongodb_uri must be set (serve starts the embedded database)")
     uri = settings.mongodb_uri
+    plan = shutdown_plan(settings.shutdown_timeout)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -103,11 +118,19 @@ def create_app(settings: Settings) -> Starlette:
         )
         app.state.store = store
         app.state.authenticator = Authenticator(store, anonymous_allowed(settings))
+        if stop_signals:
+            app.state.drain.install()
         try:
             await store.prepare()
             yield
         finally:
-            await store.close()
+            app.state.drain.uninstall()
+            try:
+                await asyncio.wait_for(store.close(), plan.close)
+            except TimeoutError:
+                logging.getLogger("personas").warning(
+                    "the database client did not close within %g s", plan.close
+                )
 
     graphql = PersonaGraphQL(
         build_schema(settings),
@@ -121,13 +144,16 @@ def create_app(settings: Settings) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
+    app.state.database_status = DatabaseStatus(settings.data_dir, uri)
+    app.state.drain = Drain(plan.drain)
     app.add_middleware(Authentication)
     app.add_middleware(JsonBodies)
     app.add_middleware(rest.BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, limit=settings.db_timeout_ms / 1000)
     app.add_middleware(AccessLog)
     return app
 
 
 def app_from_environment() -> Starlette:
     """The uvicorn factory: `serve` hands the configuration over in the environment."""
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), stop_signals=True)

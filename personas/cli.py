@@ -15,19 +15,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import uvicorn
-
 from personas import logs
 from personas.auth import generate_key, is_loopback
 from personas.domain import ApiKey, DomainError, InvalidInput, parse_scopes, validate_tenant
 from personas.embedded import EmbeddedDatabase, EmbeddedDatabaseError, reach
+from personas.serving import Service
 from personas.settings import ENVIRONMENT, Settings, SettingsError
 from personas.store import PersonaStore
+from personas.supervision import Supervisor
 
 log = logging.getLogger("personas")
-
-GRACEFUL_SHUTDOWN_SECONDS = 5
-"""How long open HTTP requests may run on after SIGTERM/SIGINT."""
 
 DESCRIPTIONS: dict[str, str] = {
     "PERSONAS_HOST": "address to bind",
@@ -42,6 +39,13 @@ DESCRIPTIONS: dict[str, str] = {
     "PERSONAS_LOG_LEVEL": "debug, info, warning or error",
     "PERSONAS_DB_TIMEOUT_MS": "database operation timeout in milliseconds",
     "PERSONAS_EMBEDDED_START_TIMEOUT": "seconds the embedded database may take to start",
+    "PERSONAS_EMBEDDED_SYNC_ON_COMMIT": "embedded database: flush every commit to disk before "
+    "answering (true/false)",
+    "PERSONAS_EMBEDDED_RESTARTS": "restarts of a failed embedded database tried in a row "
+    "before the server gives up and exits",
+    "PERSONAS_EMBEDDED_RESTART_BACKOFF": "seconds before the first restart of the embedded "
+    "database; doubles with each failed one",
+    "PERSONAS_SHUTDOWN_TIMEOUT": "seconds SIGTERM/SIGINT may take to stop everything",
     "PERSONAS_MAX_BODY_BYTES": "largest request body accepted, in bytes",
     "PERSONAS_AUTH": "auto (anonymous on loopback while no API key exists) or required",
     "PERSONAS_GRAPHQL_MAX_DEPTH": "deepest GraphQL selection accepted",
@@ -313,10 +317,20 @@ def access_refusal(settings: Settings, keys_exist: bool) -> str | None:
 
 def serve(settings: Settings) -> int:
     embedded: EmbeddedDatabase | None = None
+    supervisor: Supervisor | None = None
+    service = Service(
+        settings,
+        uvicorn_log_config(settings.log_level),
+        on_expiry=lambda: embedded.kill() if embedded is not None else None,
+    )
     with stopped_by_signals():
         try:
             if settings.mongodb_uri is None:
-                embedded = EmbeddedDatabase(settings.data_dir, settings.embedded_start_timeout)
+                embedded = EmbeddedDatabase(
+                    settings.data_dir,
+                    settings.embedded_start_timeout,
+                    sync_on_commit=settings.embedded_sync_on_commit,
+                )
                 uri = embedded.start()
                 log.info(
                     "using the embedded SecantusDB database at %s with data in %s; "
@@ -324,7 +338,13 @@ def serve(settings: Settings) -> int:
                     uri,
                     embedded.storage_path,
                 )
+                if not settings.embedded_sync_on_commit:
+                    log.warning(
+                        "PERSONAS_EMBEDDED_SYNC_ON_COMMIT=false: acknowledged writes may be "
+                        "lost if the database process or the machine dies"
+                    )
                 os.environ["MONGODB_URI"] = uri
+                os.environ["PERSONAS_DATA_DIR"] = str(embedded.data_dir)
             else:
                 uri = settings.mongodb_uri
                 log.info("using MongoDB from MONGODB_URI, database %s", settings.db_name)
@@ -341,22 +361,27 @@ def serve(settings: Settings) -> int:
                     settings.host,
                 )
             os.environ["PERSONAS_HOST"] = settings.host
-            uvicorn.run(
-                "personas.app:app_from_environment",
-                factory=True,
-                host=settings.host,
-                port=settings.port,
-                workers=settings.workers,
-                log_config=uvicorn_log_config(settings.log_level),
-                access_log=False,
-                server_header=False,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            )
-        except Stopped as stopped:
-            log.info("stopped by %s", stopped)
-        finally:
             if embedded is not None:
-                embedded.stop()
+                supervisor = Supervisor(
+                    embedded,
+                    settings.embedded_restarts,
+                    settings.embedded_restart_backoff,
+                    on_give_up=lambda reason: service.stop(),
+                )
+                supervisor.start()
+            service.run()
+        except Stopped as stopped:
+            if supervisor is None or not supervisor.given_up:
+                log.info("stopped by %s", stopped)
+        finally:
+            if supervisor is not None:
+                supervisor.stop()
+            if embedded is not None:
+                embedded.stop(grace=service.left_until(service.plan.database))
                 os.environ.pop("MONGODB_URI", None)
                 log.info("embedded database stopped")
+            service.watchdog.cancel()
+    if supervisor is not None and supervisor.reason is not None:
+        log.error("stopped: %s", supervisor.reason)
+        return 1
     return 0

@@ -220,6 +220,27 @@ class Revision:
 
 
 @dataclass(frozen=True, slots=True)
+class PersonaHistory:
+    """Everything stored about one persona: its tenant, its current state (None once
+    deleted) and its revisions, oldest first. What a backup holds per persona."""
+
+    tenant: str
+    persona_id: str
+    current: Persona | None
+    revisions: tuple[Revision, ...]
+
+
+class RestoreOutcome(enum.Enum):
+    """What restoring a persona's history did."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    NEWER = "newer"
+    """The database holds a later version: nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
 class RevisionPage:
     items: list[Revision]
     has_next: bool

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, Self, TypeVar
 
+import pymongo
 from bson import ObjectId
 from pymongo import AsyncMongoClient, MongoClient, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -32,8 +33,10 @@ from personas.domain import (
     Page,
     Persona,
     PersonaChanges,
+    PersonaHistory,
     PersonaQuery,
     Principal,
+    RestoreOutcome,
     Revision,
     RevisionPage,
     Unavailable,
@@ -61,13 +64,25 @@ _PROJECTION = {"tenant": False}
 
 
 def client_options(timeout_ms: int) -> dict[str, Any]:
+    """Every write is acknowledged only once a majority has it in its journal, and reads
+    see only majority-committed data, from the primary (README: Durability)."""
     return {
         "tz_aware": True,
         "timeoutMS": timeout_ms,
         "serverSelectionTimeoutMS": timeout_ms,
         "connectTimeoutMS": timeout_ms,
         "appname": "personas",
+        "w": "majority",
+        "journal": True,
+        "readConcernLevel": "majority",
+        "readPreference": "primary",
     }
+
+
+def time_limit(seconds: float | None) -> AbstractContextManager[None]:
+    """Every database operation started inside shares one deadline, `seconds` from now
+    (retries and transactions included); nested limits only shorten it."""
+    return pymongo.timeout(seconds)
 
 
 def wait_until_ready(uri: str, timeout: float) -> bool:
@@ -313,8 +328,11 @@ class PersonaStore:
     # -- writes: each change and its revision in one transaction -----------
 
     async def _transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
-        async with _translated(), self._client.start_session() as session:
-            return await session.with_transaction(work)
+        """`work` in a transaction, retried on transient errors only within the time limit
+        (the driver would retry for up to 120 s)."""
+        with time_limit(self._client.options.timeout):
+            async with _translated(), self._client.start_session() as session:
+                return await session.with_transaction(work)
 
     async def _record(
         self,
@@ -425,7 +443,15 @@ class PersonaStore:
         if persona.metadata is not None:
             document["metadata"] = persona.metadata
 
+        attempts = 0
+
         async def work(session: AsyncClientSession) -> None:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and await self._personas.find_one(
+                {"_id": document["_id"]}, {"_id": True}, session=session
+            ):
+                return  # an earlier attempt committed, and its answer was lost
             await self._personas.insert_one(document, session=session)
             await self._record(principal, document, Operation.CREATE, session)
 
@@ -657,6 +683,168 @@ class PersonaStore:
     async def has_keys(self) -> bool:
         async with _translated():
             return await self._keys.find_one({"revoked_at": None}, {"_id": True}) is not None
+
+    # -- backups (the `personas export` and `personas import` commands) ----------
+
+    async def tenants(self) -> list[str]:
+        """Every tenant with a persona or a revision."""
+        async with _translated():
+            found = {
+                *await self._personas.distinct("tenant"),
+                *await self._revisions.distinct("tenant"),
+            }
+        return sorted(found)
+
+    async def count_histories(self, tenant: str) -> int:
+        """How many personas of `tenant` exist or existed (the length of `histories`)."""
+        count = 0
+        async with _translated():
+            async for _ in self._ids(tenant):
+                count += 1
+        return count
+
+    async def histories(self, tenant: str) -> AsyncIterator[PersonaHistory]:
+        """Every persona of `tenant` that exists or existed, by id, with its revisions.
+
+        Each one is read persona first, then its revisions up to the persona's version,
+        so a change made meanwhile never gives a history that does not fit together."""
+        async with _translated():
+            ids = self._ids(tenant)
+            async for persona_id in ids:
+                yield await self._history(tenant, persona_id)
+
+    async def _ids(self, tenant: str) -> AsyncIterator[ObjectId]:
+        """The ids of the personas and of the revised personas of `tenant`, merged, in order."""
+        personas = self._personas.find({"tenant": tenant}, {"_id": True}, sort=[("_id", 1)])
+        revised = await self._revisions.aggregate(
+            [
+                {"$match": {"tenant": tenant}},
+                {"$group": {"_id": "$persona_id"}},
+                {"$sort": {"_id": 1}},
+            ]
+        )
+        pending: dict[str, ObjectId | None] = {"personas": None, "revised": None}
+        sources = {"personas": personas, "revised": revised}
+        for name, source in sources.items():
+            pending[name] = await _next_id(source)
+        while any(value is not None for value in pending.values()):
+            smallest = min(value for value in pending.values() if value is not None)
+            yield smallest
+            for name, value in pending.items():
+                if value == smallest:
+                    pending[name] = await _next_id(sources[name])
+
+    async def _history(self, tenant: str, persona_id: ObjectId) -> PersonaHistory:
+        document = await self._personas.find_one({"_id": persona_id, "tenant": tenant})
+        condition: dict[str, Any] = {"tenant": tenant, "persona_id": persona_id}
+        if document is not None:
+            condition["version"] = {"$lte": document.get("version", 1)}
+        revisions = await self._revisions.find(
+            condition, sort=[("version", -1)], hint=dict(REVISION_INDEX)
+        ).to_list(None)
+        return PersonaHistory(
+            tenant=tenant,
+            persona_id=str(persona_id),
+            current=None if document is None else _persona(document),
+            revisions=tuple(_revision(revision) for revision in reversed(revisions)),
+        )
+
+    async def restore_history(self, history: PersonaHistory) -> RestoreOutcome:
+        """Write what is missing of `history`, in one transaction; idempotent.
+
+        Revisions already stored must equal those given (else `Conflict`, nothing
+        written); a database holding a later version is left alone (`NEWER`)."""
+        persona_id = ObjectId(history.persona_id)
+        top = max(
+            [revision.version for revision in history.revisions]
+            + ([history.current.version] if history.current else [])
+        )
+
+        async def work(session: AsyncClientSession) -> RestoreOutcome:
+            stored = {
+                document["version"]: _revision(document)
+                async for document in self._revisions.find(
+                    {"tenant": history.tenant, "persona_id": persona_id}, session=session
+                )
+            }
+            for revision in history.revisions:
+                if revision.version in stored and stored[revision.version] != revision:
+                    raise Conflict(
+                        f"persona {history.persona_id} version {revision.version} differs "
+                        "from the one stored"
+                    )
+            document = await self._personas.find_one({"_id": persona_id}, session=session)
+            if document is not None and document.get("tenant") != history.tenant:
+                raise Conflict(f"persona {history.persona_id} belongs to another tenant")
+            current = None if document is None else _persona(document)
+            if max(stored, default=0) > top or (current is not None and current.version > top):
+                return RestoreOutcome.NEWER
+            missing = [revision for revision in history.revisions if revision.version not in stored]
+            if not missing and current == history.current:
+                return RestoreOutcome.UNCHANGED
+            if current is not None and history.current is not None:
+                if current.version == history.current.version and current != history.current:
+                    raise Conflict(
+                        f"persona {history.persona_id} version {current.version} differs "
+                        "from the one stored"
+                    )
+            if missing:
+                await self._revisions.insert_many(
+                    [_revision_document(history.tenant, revision) for revision in missing],
+                    session=session,
+                )
+            if history.current is None:
+                await self._personas.delete_one({"_id": persona_id}, session=session)
+            elif current != history.current:
+                await self._personas.replace_one(
+                    {"_id": persona_id},
+                    _persona_document(history.tenant, history.current),
+                    upsert=True,
+                    session=session,
+                )
+            created = document is None and not stored
+            return RestoreOutcome.CREATED if created else RestoreOutcome.UPDATED
+
+        return await self._transaction(work)
+
+
+async def _next_id(source: Any) -> ObjectId | None:
+    """The next `_id` of a cursor, None once it is exhausted."""
+    try:
+        document = await source.next()
+    except StopAsyncIteration:
+        return None
+    found: ObjectId = document["_id"]
+    return found
+
+
+def _persona_document(tenant: str, persona: Persona) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "_id": ObjectId(persona.id),
+        "tenant": tenant,
+        "name": persona.name,
+        "content": persona.content,
+        "version": persona.version,
+        "created_at": persona.created_at,
+        "updated_at": persona.updated_at,
+    }
+    if persona.metadata is not None:
+        document["metadata"] = persona.metadata
+    return document
+
+
+def _revision_document(tenant: str, revision: Revision) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "persona_id": ObjectId(revision.persona_id),
+        "version": revision.version,
+        "name": revision.name,
+        "content": revision.content,
+        "metadata": revision.metadata,
+        "operation": revision.operation.value,
+        "actor": revision.actor,
+        "created_at": revision.created_at,
+    }
 
 
 def _api_key(document: Mapping[str, Any]) -> ApiKey:

@@ -67,7 +67,7 @@ def test_start_answers_ping_and_records_its_address(running: EmbeddedDatabase) -
     with client(running.uri) as mongo:
         assert mongo.admin.command("ping")["ok"] == 1
     recorded = json.loads(running.address_path.read_text())
-    assert recorded == {"uri": running.uri, "pid": running.pid}
+    assert recorded == {"uri": running.uri, "pid": running.pid, "state": "running"}
     assert running.storage_path.is_dir()
 
 
