@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from personas import domain, openapi
+from personas.availability import RETRY_AFTER_SECONDS
 from personas.domain import DomainError, FilterSpec, InvalidInput, Operator, SortField
 from personas.http import PROBLEM, problem_body, refuse
 from personas.store import PersonaStore
@@ -128,7 +129,10 @@ async def domain_error(request: Request, error: Exception) -> Response:
         extra["errors"] = domain.field_errors(error)
     if isinstance(error, domain.Conflict) and error.current_version is not None:
         extra["current_version"] = error.current_version
-    return problem(status, error.message, **extra)
+    headers = (
+        {"Retry-After": str(RETRY_AFTER_SECONDS)} if isinstance(error, domain.Unavailable) else None
+    )
+    return problem(status, error.message, headers, **extra)
 
 
 async def http_error(request: Request, error: Exception) -> Response:
