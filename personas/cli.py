@@ -13,11 +13,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
-from personas import logs
+from personas import backup, logs
 from personas.auth import generate_key, is_loopback
-from personas.domain import ApiKey, DomainError, InvalidInput, parse_scopes, validate_tenant
+from personas.domain import (
+    ApiKey,
+    DomainError,
+    InvalidInput,
+    RestoreOutcome,
+    parse_scopes,
+    validate_tenant,
+)
 from personas.embedded import EmbeddedDatabase, EmbeddedDatabaseError, reach
 from personas.serving import Service
 from personas.settings import ENVIRONMENT, Settings, SettingsError
@@ -109,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Persona API: LLM personas with JSON metadata over GraphQL and REST.\n\n"
         "  personas serve [--host H] [--port P] [--data-dir D] [--workers N]\n"
         "  personas schema\n"
-        "  personas keys create --tenant T --scopes read,write [--name N] | list | revoke ID\n\n"
+        "  personas keys create --tenant T --scopes read,write [--name N] | list | revoke ID\n"
+        "  personas export [--output FILE] [--tenant T]\n"
+        "  personas import FILE [--strict]\n\n"
         "Without MONGODB_URI, `serve` starts an embedded SecantusDB database with its\n"
         "data under the data directory; set MONGODB_URI (and PERSONAS_DB_NAME) to use\n"
         "MongoDB instead.",
@@ -164,6 +173,39 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands.add_parser("list", help="list keys (never their secrets)")
     revoke = key_commands.add_parser("revoke", help="revoke a key")
     revoke.add_argument("id", help="the key id shown by create or list")
+    reaching = (
+        "Works on MONGODB_URI's database, or the embedded one of the data directory (the\n"
+        "running server's, or one started for the command)."
+    )
+    export = commands.add_parser(
+        "export",
+        help="write every persona with all its revisions to a backup (JSON Lines)",
+        description="Write a backup: every persona of every tenant (or of one), deleted ones\n"
+        "included, with all its revisions, one JSON object per line (README: Backups).\n"
+        f"{reaching}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument(
+        "--output", "-o", metavar="FILE", type=Path, help="where to write (default: stdout)"
+    )
+    export.add_argument("--tenant", metavar="T", help="only the personas of this tenant")
+    export.add_argument(
+        "--data-dir", metavar="D", type=Path, help="embedded database data directory"
+    )
+    restore = commands.add_parser(
+        "import",
+        help="restore a backup written by export (importing twice changes nothing)",
+        description="Restore a backup written by `personas export`, one persona at a time:\n"
+        "what the database lacks is written, what it already holds is left alone. A bad\n"
+        "line is reported with its number and nothing of its persona is written.\n"
+        f"{reaching}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    restore.add_argument("file", metavar="FILE", help="the backup ('-': standard input)")
+    restore.add_argument("--strict", action="store_true", help="stop at the first bad line")
+    restore.add_argument(
+        "--data-dir", metavar="D", type=Path, help="embedded database data directory"
+    )
     return parser
 
 
@@ -185,6 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments.command == "keys":
             return manage_keys(settings, arguments)
+        if arguments.command == "export":
+            return export_backup(settings, arguments)
+        if arguments.command == "import":
+            return import_backup(settings, arguments)
         return serve(settings)
     except EmbeddedDatabaseError as error:
         log.error("cannot start: %s", error)
@@ -283,6 +329,100 @@ async def _manage_keys(uri: str, settings: Settings, arguments: argparse.Namespa
     finally:
         await store.close()
     return 0
+
+
+def export_backup(settings: Settings, arguments: argparse.Namespace) -> int:
+    try:
+        tenant = None if arguments.tenant is None else validate_tenant(arguments.tenant)
+    except InvalidInput as error:
+        print(f"personas export: --{error.message}", file=sys.stderr)
+        return 2
+    with database(settings) as uri:
+        return asyncio.run(_export(uri, settings, tenant, arguments.output))
+
+
+async def _export(uri: str, settings: Settings, tenant: str | None, path: Path | None) -> int:
+    store = PersonaStore.connect(uri, settings.db_name, settings.db_timeout_ms)
+    shown = sys.stderr.isatty()
+    try:
+        total = await backup.count(store, tenant) if shown else None
+        with (
+            _written(path) as output,
+            backup.progress_bar("exporting personas", total, shown) as advance,
+        ):
+            exported = await backup.export(store, output, tenant, advance)
+    except DomainError as error:
+        print(f"personas export: {error.message}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"personas export: cannot write {path}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    where = "standard output" if path is None else str(path)
+    print(f"exported {exported} persona(s) to {where}", file=sys.stderr)
+    return 0
+
+
+@contextmanager
+def _written(path: Path | None) -> Iterator[IO[bytes]]:
+    """Standard output, or `path` written whole or not at all (through a `.partial` file)."""
+    if path is None or str(path) == "-":
+        yield sys.stdout.buffer
+        return
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with partial.open("wb") as output:
+            yield output
+            output.flush()
+            os.fsync(output.fileno())
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def import_backup(settings: Settings, arguments: argparse.Namespace) -> int:
+    name: str = arguments.file
+    try:
+        source = sys.stdin.buffer if name == "-" else Path(name).open("rb")  # noqa: SIM115
+    except OSError as error:
+        print(f"personas import: cannot read {name}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    with source, database(settings) as uri:
+        return asyncio.run(_import(uri, settings, source, name, arguments.strict))
+
+
+async def _import(uri: str, settings: Settings, source: IO[bytes], name: str, strict: bool) -> int:
+    store = PersonaStore.connect(uri, settings.db_name, settings.db_timeout_ms)
+    shown = sys.stderr.isatty()
+    try:
+        await store.ensure_indexes()
+        total = os.fstat(source.fileno()).st_size if source.seekable() else None
+        with backup.progress_bar("importing personas", total, shown) as advance:
+            report = await backup.restore(store, source, strict, advance)
+    except backup.BackupError as error:
+        print(f"personas import: {name}: {error}", file=sys.stderr)
+        return 2
+    except DomainError as error:
+        print(f"personas import: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    for bad in report.errors:
+        print(f"personas import: {name}:{bad.line}: {bad.message}", file=sys.stderr)
+    if report.problem is not None:
+        print(f"personas import: {name}: {report.problem}", file=sys.stderr)
+    counts = report.outcomes
+    print(
+        f"imported {name}: {counts[RestoreOutcome.CREATED]} created, "
+        f"{counts[RestoreOutcome.UPDATED]} updated, "
+        f"{counts[RestoreOutcome.UNCHANGED]} unchanged, "
+        f"{counts[RestoreOutcome.NEWER]} left as they are (newer in the database); "
+        f"{len(report.errors)} bad line(s)"
+        + ("; stopped at the first (--strict)" if strict and report.errors else ""),
+        file=sys.stderr,
+    )
+    return 0 if report.ok else 1
 
 
 def _scopes(key: ApiKey) -> str:

@@ -172,7 +172,8 @@ class EmbeddedDatabase:
         """Start the server again after it exited: same data, same port (clients keep their
         URI), the data directory kept locked throughout. Call it from the thread that
         supervises the server, which must live as long as the server does."""
-        assert self._lock is not None and self._port is not None, "start() first"
+        assert self._lock is not None, "start() first"
+        assert self._port is not None, "start() first"
         self._discard()
         try:
             return self._launch(self._port, thread_outlives_child=True)

@@ -99,9 +99,7 @@ class Drain:
         self.draining = True
         loop = asyncio.get_running_loop()
         self._loop = loop
-        log.info(
-            "draining: requests still running in %g s will be answered 503", self.cutoff
-        )
+        log.info("draining: requests still running in %g s will be answered 503", self.cutoff)
         loop.call_later(self.cutoff, self._cut_off)
 
     def _cut_off(self) -> None:

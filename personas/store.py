@@ -782,12 +782,15 @@ class PersonaStore:
             missing = [revision for revision in history.revisions if revision.version not in stored]
             if not missing and current == history.current:
                 return RestoreOutcome.UNCHANGED
-            if current is not None and history.current is not None:
-                if current.version == history.current.version and current != history.current:
-                    raise Conflict(
-                        f"persona {history.persona_id} version {current.version} differs "
-                        "from the one stored"
-                    )
+            same_version = (
+                current is not None
+                and history.current is not None
+                and current.version == history.current.version
+            )
+            if same_version and current != history.current:
+                raise Conflict(
+                    f"persona {history.persona_id} version {top} differs from the one stored"
+                )
             if missing:
                 await self._revisions.insert_many(
                     [_revision_document(history.tenant, revision) for revision in missing],
