@@ -19,7 +19,7 @@ from strawberry.asgi import GraphQL
 
 from personas import domain, rest
 from personas.auth import Authentication, Authenticator, is_loopback
-from personas.availability import DatabaseStatus
+from personas.availability import RETRY_AFTER_SECONDS, DatabaseStatus
 from personas.guard import RequestGuard
 from personas.http import JsonBodies
 from personas.resolvers import build_schema
@@ -29,6 +29,7 @@ from personas.shutdown import Drain, shutdown_plan
 from personas.store import PersonaStore
 
 access_log = logging.getLogger("personas.access")
+log = logging.getLogger("personas.app")
 
 
 class PersonaGraphQL(GraphQL[Context, None]):
@@ -90,12 +91,16 @@ async def readyz(request: Request) -> Response:
     store: PersonaStore = request.app.state.store
     status: DatabaseStatus = request.app.state.database_status
     if request.app.state.drain.draining:
-        return JSONResponse({"status": "stopping"}, status_code=503)
+        return _unready({"status": "stopping"})
     if status.unavailable:
-        return JSONResponse({"status": "unavailable", "database": status.state()}, status_code=503)
+        return _unready({"status": "unavailable", "database": status.state()})
     if await store.ping():
         return JSONResponse({"status": "ready", "database": "ok"})
-    return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    return _unready({"status": "unavailable", "database": "unreachable"})
+
+
+def _unready(body: dict[str, Any]) -> Response:
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def anonymous_allowed(settings: Settings) -> bool:
@@ -128,9 +133,7 @@ def create_app(settings: Settings, stop_signals: bool = False) -> Starlette:
             try:
                 await asyncio.wait_for(store.close(), plan.close)
             except TimeoutError:
-                logging.getLogger("personas").warning(
-                    "the database client did not close within %g s", plan.close
-                )
+                log.warning("the database client did not close within %g s", plan.close)
 
     graphql = PersonaGraphQL(
         build_schema(settings),
