@@ -19,7 +19,7 @@ from strawberry.asgi import GraphQL
 
 from personas import domain, rest
 from personas.auth import Authentication, Authenticator, is_loopback
-from personas.availability import RETRY_AFTER_SECONDS, DatabaseStatus
+from personas.availability import RETRY_AFTER_SECONDS, DatabaseStatus, prepare
 from personas.guard import RequestGuard
 from personas.http import JsonBodies
 from personas.resolvers import build_schema
@@ -125,10 +125,13 @@ def create_app(settings: Settings, stop_signals: bool = False) -> Starlette:
         app.state.authenticator = Authenticator(store, anonymous_allowed(settings))
         if stop_signals:
             app.state.drain.install()
+        preparing = None
         try:
-            await store.prepare()
+            preparing = await prepare(store)
             yield
         finally:
+            if preparing is not None:
+                preparing.cancel()
             app.state.drain.uninstall()
             try:
                 await asyncio.wait_for(store.close(), plan.close)

@@ -8,10 +8,17 @@ report unhealthy once it has been given up on.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Final
+
+from personas.domain import Unavailable
+from personas.store import PersonaStore
+
+log = logging.getLogger("personas.availability")
 
 RUNNING: Final = "running"
 RESTARTING: Final = "restarting"
@@ -23,6 +30,7 @@ RECORD_NAME: Final = "server.json"
 REFRESH_SECONDS: Final = 0.1
 RETRY_AFTER_SECONDS: Final = 1
 """What a `503` answers in `Retry-After`."""
+PREPARE_RETRY_SECONDS: Final = 1.0
 
 
 class DatabaseStatus:
@@ -63,3 +71,26 @@ class DatabaseStatus:
             return None
         state = record.get("state")
         return state if isinstance(state, str) else None
+
+
+async def prepare(store: PersonaStore) -> asyncio.Task[None] | None:
+    """Prepare the database (`PersonaStore.prepare`) now, or, while it is unavailable (a
+    worker starting while the embedded database restarts), in a task that retries until
+    it answers: the worker starts all the same, answering 503 meanwhile."""
+    try:
+        await store.prepare()
+    except Unavailable as error:
+        log.warning("the database is unavailable (%s); preparing it once it answers", error)
+        return asyncio.create_task(_prepare_when_available(store))
+    return None
+
+
+async def _prepare_when_available(store: PersonaStore) -> None:
+    while True:
+        await asyncio.sleep(PREPARE_RETRY_SECONDS)
+        try:
+            await store.prepare()
+        except Unavailable:
+            continue
+        log.info("the database answers again: prepared")
+        return

@@ -22,6 +22,7 @@ from personas.domain import (
     DomainError,
     InvalidInput,
     RestoreOutcome,
+    Unavailable,
     parse_scopes,
     validate_tenant,
 )
@@ -234,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(settings)
     except EmbeddedDatabaseError as error:
         log.error("cannot start: %s", error)
+        return 1
+    except Unavailable as error:
+        log.error("cannot start: %s", error.message)
         return 1
     except Stopped as stopped:
         log.warning("stopped by %s before a clean shutdown", stopped)

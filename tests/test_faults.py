@@ -284,3 +284,58 @@ def test_sigterm_with_the_database_hanging_stops_within_the_bound(launch: Launch
     finally:
         if is_running(database):
             os.kill(database, signal.SIGKILL)
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (zombies excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+                found.append(int(entry.name))
+    return found
+
+
+def test_with_workers_every_worker_follows_the_database_and_shutdown_leaves_no_child(
+    launch: Launch,
+) -> None:
+    server = launch(
+        PERSONAS_WORKERS="2",
+        PERSONAS_DB_TIMEOUT_MS="1000",
+        PERSONAS_EMBEDDED_RESTART_BACKOFF="2",
+        PERSONAS_SHUTDOWN_TIMEOUT="4",
+    )
+    children = children_of(server.process.pid)
+    assert len(children) >= 3  # two workers and the database
+    first = server.database_pid()
+    os.kill(first, signal.SIGKILL)
+    server.wait_for_state("restarting", within=2 + SLACK)
+    with httpx.Client(timeout=30) as http:  # new connections: the workers take turns
+        refused = [http.get(url(server, "/v1/personas"), headers={"connection": "close"})]
+        refused += [http.get(url(server, "/v1/personas"), headers={"connection": "close"})]
+    assert [response.status_code for response in refused] == [503, 503]
+
+    server.wait_for_state("running", within=30)
+    server.wait_until_ready()
+    with httpx.Client(timeout=30) as http:
+        for number in range(6):
+            created = http.post(
+                url(server, "/v1/personas"),
+                json={"name": f"after {number}", "content": "Back."},
+                headers={"connection": "close"},
+            )
+            assert created.status_code == 201, created.text
+
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    code = server.wait_for_exit(within=4 + SLACK)
+
+    assert time.monotonic() - started < 4 + SLACK
+    assert code == 0, server.log()[-3000:]
+    assert [pid for pid in children if is_running(pid)] == []
+    assert processes_using(server.data_dir) == []
+    assert lock_is_free(server.data_dir)

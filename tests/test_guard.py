@@ -247,3 +247,15 @@ async def test_a_database_that_never_answers_is_unavailable_within_the_limit(
             await operation()
         assert time.monotonic() - started < 0.3 + SLACK
     assert not await silent_store.ping()
+
+
+async def test_the_application_starts_while_its_database_is_unavailable(
+    silent_server: str, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(settings.replace(mongodb_uri=silent_server, db_timeout_ms=300))
+    async with app.router.lifespan_context(app), client_of(app) as http:
+        response = await http.get("/v1/personas")
+        ready = await http.get("/readyz")
+    assert response.status_code == 503
+    assert ready.status_code == 503
+    assert "preparing it once it answers" in caplog.text
