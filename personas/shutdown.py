@@ -82,7 +82,7 @@ class Drain:
     def uninstall(self) -> None:
         for number, previous in self._previous.items():
             if signal.getsignal(number) == self._on_signal:
-                signal.signal(number, previous)
+                signal.signal(number, signal.SIG_DFL if previous is None else previous)
         self._previous.clear()
 
     def _on_signal(self, number: int, frame: FrameType | None) -> None:
