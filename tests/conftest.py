@@ -26,7 +26,9 @@ def mongodb_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    with EmbeddedDatabase(tmp_path_factory.mktemp("embedded")) as database:
+    # Without sync-on-commit: every test drops its database, which takes seconds with it.
+    # Durability is tested by tests/test_faults.py, on servers with the default settings.
+    with EmbeddedDatabase(tmp_path_factory.mktemp("embedded"), sync_on_commit=False) as database:
         assert database.uri is not None
         yield database.uri
 
