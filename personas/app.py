@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,16 +17,21 @@ from starlette.types import Receive, Scope, Send
 
 from personas import bodies, domain
 from personas.auth import Authentication, Authenticator, is_loopback
+from personas.availability import RETRY_AFTER_SECONDS, DatabaseStatus, prepare
 from personas.cors import Cors
 from personas.graphql import graphiql
 from personas.graphql.persisted import PersistedQueries, load_registered
 from personas.graphql.schema import build_schema
 from personas.graphql.types import Context
 from personas.graphql.view import PersistedGraphQL
+from personas.guard import RequestGuard
 from personas.middleware import AccessLog, BodyLimit, JsonBodies
 from personas.rest.routes import routes as rest_routes
 from personas.settings import Settings
+from personas.shutdown import Drain, shutdown_plan
 from personas.store import PersonaStore
+
+log = logging.getLogger("personas.app")
 
 
 class PersonaGraphQL(PersistedGraphQL[Context, None]):
@@ -71,14 +78,26 @@ def bad_request(error: domain.InvalidInput) -> Response:
 
 
 async def healthz(request: Request) -> Response:
+    status: DatabaseStatus = request.app.state.database_status
+    if status.failed:
+        return JSONResponse({"status": "unhealthy", "database": "failed"}, status_code=503)
     return JSONResponse({"status": "ok"})
 
 
 async def readyz(request: Request) -> Response:
     store: PersonaStore = request.app.state.store
+    status: DatabaseStatus = request.app.state.database_status
+    if request.app.state.drain.draining:
+        return _unready({"status": "stopping"})
+    if status.unavailable:
+        return _unready({"status": "unavailable", "database": status.state()})
     if await store.ping():
         return JSONResponse({"status": "ready", "database": "ok"})
-    return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    return _unready({"status": "unavailable", "database": "unreachable"})
+
+
+def _unready(body: dict[str, Any]) -> Response:
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def anonymous_allowed(settings: Settings) -> bool:
@@ -86,10 +105,13 @@ def anonymous_allowed(settings: Settings) -> bool:
     return settings.auth == "auto" and is_loopback(settings.host)
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, stop_signals: bool = False) -> Starlette:
+    """The application; with `stop_signals`, SIGTERM and SIGINT start its drain (the
+    server's own handlers still run)."""
     if settings.mongodb_uri is None:
         raise ValueError("settings.mongodb_uri must be set (serve starts the embedded database)")
     uri = settings.mongodb_uri
+    plan = shutdown_plan(settings.shutdown_timeout)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -102,11 +124,20 @@ def create_app(settings: Settings) -> Starlette:
         )
         app.state.store = store
         app.state.authenticator = Authenticator(store, anonymous_allowed(settings))
+        if stop_signals:
+            app.state.drain.install()
+        preparing = None
         try:
-            await store.prepare()
+            preparing = await prepare(store)
             yield
         finally:
-            await store.close()
+            if preparing is not None:
+                preparing.cancel()
+            app.state.drain.uninstall()
+            try:
+                await asyncio.wait_for(store.close(), plan.close)
+            except TimeoutError:
+                log.warning("the database client did not close within %g s", plan.close)
 
     with_graphiql = settings.graphiql and not settings.production
     registered = settings.persisted_queries
@@ -129,9 +160,12 @@ def create_app(settings: Settings) -> Starlette:
         routes.append(graphiql.assets())
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
+    app.state.database_status = DatabaseStatus(settings.data_dir, uri)
+    app.state.drain = Drain(plan.drain)
     app.add_middleware(Authentication)
     app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, limit=settings.db_timeout_ms / 1000)
     if settings.cors_origins:
         app.add_middleware(Cors, origins=settings.cors_origins)
     app.add_middleware(AccessLog)
@@ -140,4 +174,4 @@ def create_app(settings: Settings) -> Starlette:
 
 def app_from_environment() -> Starlette:
     """The uvicorn factory: `serve` hands the configuration over in the environment."""
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), stop_signals=True)

@@ -79,6 +79,10 @@ class Settings:
     log_level: str = "info"
     db_timeout_ms: int = 5000
     embedded_start_timeout: float = 30.0
+    embedded_sync_on_commit: bool = True
+    embedded_restarts: int = 5
+    embedded_restart_backoff: float = 0.5
+    shutdown_timeout: float = 10.0
     max_body_bytes: int = 1024 * 1024
     auth: str = "auto"
     graphql_max_depth: int = 12
@@ -173,6 +177,15 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda timeout: math.isfinite(timeout) and timeout > 0,
         "must be a positive number of seconds",
     ),
+    "embedded_restarts": (lambda count: count >= 0, "must be at least 0"),
+    "embedded_restart_backoff": (
+        lambda delay: math.isfinite(delay) and delay >= 0,
+        "must be a number of seconds, at least 0",
+    ),
+    "shutdown_timeout": (
+        lambda bound: math.isfinite(bound) and bound >= 1,
+        "must be a number of seconds, at least 1",
+    ),
     "max_body_bytes": (lambda size: size >= 1, "must be at least 1 byte"),
     "env": (lambda env: env in ENVS, f"must be one of {', '.join(ENVS)}"),
     "auth": (lambda mode: mode in AUTH_MODES, f"must be one of {', '.join(AUTH_MODES)}"),
@@ -211,6 +224,10 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PERSONAS_LOG_LEVEL": ("log_level", _parse_choice(*LOG_LEVELS)),
     "PERSONAS_DB_TIMEOUT_MS": ("db_timeout_ms", _parse_int),
     "PERSONAS_EMBEDDED_START_TIMEOUT": ("embedded_start_timeout", _parse_float),
+    "PERSONAS_EMBEDDED_SYNC_ON_COMMIT": ("embedded_sync_on_commit", _parse_bool),
+    "PERSONAS_EMBEDDED_RESTARTS": ("embedded_restarts", _parse_int),
+    "PERSONAS_EMBEDDED_RESTART_BACKOFF": ("embedded_restart_backoff", _parse_float),
+    "PERSONAS_SHUTDOWN_TIMEOUT": ("shutdown_timeout", _parse_float),
     "PERSONAS_MAX_BODY_BYTES": ("max_body_bytes", _parse_int),
     "PERSONAS_AUTH": ("auth", _parse_choice(*AUTH_MODES)),
     "PERSONAS_GRAPHQL_MAX_DEPTH": ("graphql_max_depth", _parse_int),

@@ -54,6 +54,7 @@ from personas.domain.filters import (
     persona_query,
     sort_key,
 )
+from personas.domain.history import PersonaHistory, RestoreOutcome
 from personas.domain.idempotency import (
     IDEMPOTENCY_KEY_MAX,
     IDEMPOTENCY_KEY_PATTERN,
@@ -220,9 +221,11 @@ __all__ = [
     "Persona",
     "PersonaChanges",
     "PersonaDiff",
+    "PersonaHistory",
     "PersonaQuery",
     "Principal",
     "QueryFields",
+    "RestoreOutcome",
     "Revision",
     "RevisionPage",
     "SortField",

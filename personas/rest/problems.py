@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from personas import domain
-from personas.domain import DomainError, InvalidInput
+from personas.availability import RETRY_AFTER_SECONDS
+from personas.domain import DomainError, InvalidInput, Unavailable
 
 log = logging.getLogger("personas.rest")
 
@@ -168,7 +169,8 @@ async def domain_error(request: Request, error: Exception) -> Response:
         extra["errors"] = domain.field_errors(error)
     if isinstance(error, domain.Conflict) and error.current_version is not None:
         extra["current_version"] = error.current_version
-    return problem(status_of(error), error.message, **extra)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if isinstance(error, Unavailable) else None
+    return problem(status_of(error), error.message, headers, **extra)
 
 
 async def http_error(request: Request, error: Exception) -> Response:

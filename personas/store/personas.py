@@ -38,6 +38,7 @@ from personas.domain import (
 )
 from personas.store import documents
 from personas.store import query as q
+from personas.store.backups import BackupStore
 from personas.store.connection import client_options
 from personas.store.database import PERSONAS, Database
 from personas.store.errors import translated
@@ -70,6 +71,7 @@ class PersonaStore:
             dict.fromkeys(f"metadata.{path}" for path in (*ALWAYS_INDEXED, *indexed_paths))
         )
         self.keys = KeyStore(self._database.api_keys)
+        self.backups = BackupStore(self._database)
         self.labels = LabelStore(self._database, self.indexed_fields, approval or ApprovalPolicy())
 
     @classmethod
@@ -326,7 +328,15 @@ class PersonaStore:
         if persona.metadata is not None:
             document["metadata"] = persona.metadata
 
+        attempts = 0
+
         async def work(session: AsyncClientSession) -> dict[str, Any]:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and await self._personas.find_one(
+                {"_id": document["_id"]}, {"_id": True}, session=session
+            ):
+                return document  # an earlier attempt committed, and its answer was lost
             await self._personas.insert_one(document, session=session)
             await self._record(principal, document, Operation.CREATE, session)
             return document
