@@ -40,6 +40,7 @@ from personas.domain import (
     RestoreOutcome,
     Revision,
     Unavailable,
+    iso_timestamp,
     now,
     parse_id,
     settable_label,
@@ -81,17 +82,12 @@ class BackupError(Exception):
 # -- encoding -----------------------------------------------------------------
 
 
-def timestamp(moment: datetime) -> str:
-    """ISO 8601 in UTC to the millisecond, as stored: 2025-01-15T14:30:00.000Z."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def header_line(tenant: str | None, created_at: datetime) -> bytes:
     record = {
         "kind": "header",
         "format": FORMAT,
         "version": VERSION,
-        "created_at": timestamp(created_at),
+        "created_at": iso_timestamp(created_at),
         "tenant": tenant,
     }
     return orjson.dumps(record) + b"\n"
@@ -110,14 +106,14 @@ def persona_line(history: PersonaHistory) -> bytes:
             "content": current.content,
             "metadata": current.metadata,
             "version": current.version,
-            "created_at": timestamp(current.created_at),
-            "updated_at": timestamp(current.updated_at),
+            "created_at": iso_timestamp(current.created_at),
+            "updated_at": iso_timestamp(current.updated_at),
             "labels": [
                 {
                     "name": label.name,
                     "version": label.version,
                     "set_by": label.set_by,
-                    "set_at": timestamp(label.set_at),
+                    "set_at": iso_timestamp(label.set_at),
                 }
                 for label in current.labels
             ],
@@ -130,7 +126,7 @@ def persona_line(history: PersonaHistory) -> bytes:
                 "metadata": revision.metadata,
                 "operation": revision.operation.value,
                 "actor": revision.actor,
-                "created_at": timestamp(revision.created_at),
+                "created_at": iso_timestamp(revision.created_at),
             }
             for revision in history.revisions
         ],
@@ -141,7 +137,7 @@ def persona_line(history: PersonaHistory) -> bytes:
                 "from_version": event.from_version,
                 "to_version": event.to_version,
                 "actor": event.actor,
-                "at": timestamp(event.at),
+                "at": iso_timestamp(event.at),
             }
             for event in history.label_events
         ],

@@ -8,7 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from personas import domain, services
-from personas.graphql.resolvers import QUERY_FIELDS, Filters, IdempotencyKey, given_key, specs
+from personas.graphql.resolvers import Filters, IdempotencyKey, given_key, listing_query
 from personas.graphql.types import (
     Context,
     PersonaDiff,
@@ -46,13 +46,7 @@ class ReleaseQuery:
         after: str | None = None,
     ) -> PersonaRevisionConnection:
         context = info.context
-        query = domain.persona_query(
-            all_of=specs(metadata_filter),
-            any_of=specs(metadata_filter_any),
-            search=search,
-            order=[item.to_domain(index) for index, item in enumerate(order_by or ())],
-            fields=QUERY_FIELDS,
-        )
+        query = listing_query(metadata_filter, metadata_filter_any, search, order_by)
         page = await services.list_releases(
             context.store, context.principal, label, query, first, after
         )

@@ -36,6 +36,22 @@ def specs(filters: Filters) -> list[domain.FilterSpec]:
     return [item.to_domain() for item in filters or ()]
 
 
+def listing_query(
+    metadata_filter: Filters,
+    metadata_filter_any: Filters,
+    search: str | None,
+    order_by: list[PersonaOrder] | None,
+) -> domain.PersonaQuery:
+    """The validated query of a listing's arguments (personas and releases alike)."""
+    return domain.persona_query(
+        all_of=specs(metadata_filter),
+        any_of=specs(metadata_filter_any),
+        search=search,
+        order=[item.to_domain(index) for index, item in enumerate(order_by or ())],
+        fields=QUERY_FIELDS,
+    )
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="The persona with this id, or null when there is none.")
@@ -63,13 +79,7 @@ class Query:
         after: str | None = None,
     ) -> PersonaConnection:
         context = info.context
-        query = domain.persona_query(
-            all_of=specs(metadata_filter),
-            any_of=specs(metadata_filter_any),
-            search=search,
-            order=[item.to_domain(index) for index, item in enumerate(order_by or ())],
-            fields=QUERY_FIELDS,
-        )
+        query = listing_query(metadata_filter, metadata_filter_any, search, order_by)
         page = await services.list_personas(context.store, context.principal, query, first, after)
         return PersonaConnection.from_page(
             page, lambda: context.store.count(context.principal, query)

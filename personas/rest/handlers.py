@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -21,6 +21,7 @@ from personas.rest.problems import PreconditionFailed
 from personas.store import PersonaStore
 
 T = TypeVar("T")
+Item = TypeVar("Item", covariant=True)
 
 PREFIX: Final = "/v1"
 MERGE_PATCH: Final = "application/merge-patch+json"
@@ -63,6 +64,27 @@ def none_match(values: Sequence[str], tag: str) -> bool:
     """Whether If-None-Match names `tag` (or `*`): compared weakly, as RFC 9110 says."""
     given = [item.strip().removeprefix("W/") for value in values for item in value.split(",")]
     return "*" in given or tag.removeprefix("W/") in given
+
+
+class Listed(Protocol[Item]):
+    """A page of any listing."""
+
+    @property
+    def items(self) -> Sequence[Item]: ...
+
+    @property
+    def has_next(self) -> bool: ...
+
+    @property
+    def end_cursor(self) -> str | None: ...
+
+
+def listing(page: Listed[Item], shown: Callable[[Item], Any]) -> Any:
+    """A page as REST lists it: `{"data": [...], "next_cursor": ...}` (null on the last)."""
+    return {
+        "data": [shown(item) for item in page.items],
+        "next_cursor": page.end_cursor if page.has_next else None,
+    }
 
 
 def read_response(request: Request, content: Any, tag: str | None = None) -> Response:
@@ -181,11 +203,7 @@ async def list_personas(request: Request) -> Response:
         "limit",
         "cursor",
     )
-    listed: wire.PersonaList = {
-        "data": [wire.persona_json(item) for item in page.items],
-        "next_cursor": page.end_cursor if page.has_next else None,
-    }
-    return read_response(request, listed)
+    return read_response(request, listing(page, wire.persona_json))
 
 
 async def get_persona(request: Request) -> Response:
@@ -256,11 +274,7 @@ async def list_revisions(request: Request) -> Response:
         "limit",
         "cursor",
     )
-    listed: wire.RevisionList = {
-        "data": [wire.revision_json(item) for item in page.items],
-        "next_cursor": page.end_cursor if page.has_next else None,
-    }
-    return read_response(request, listed)
+    return read_response(request, listing(page, wire.revision_json))
 
 
 async def get_revision(request: Request) -> Response:

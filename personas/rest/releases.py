@@ -15,6 +15,7 @@ from personas.rest.handlers import (
     idempotency_key,
     if_match,
     json_body,
+    listing,
     persona_id_of,
     principal_of,
     read_response,
@@ -99,11 +100,7 @@ async def label_history(request: Request) -> Response:
         "limit",
         "cursor",
     )
-    listed: wire.LabelEventList = {
-        "data": [wire.label_event_json(event) for event in page.items],
-        "next_cursor": page.end_cursor if page.has_next else None,
-    }
-    return read_response(request, listed)
+    return read_response(request, listing(page, wire.label_event_json))
 
 
 async def list_releases(request: Request) -> Response:
@@ -123,11 +120,7 @@ async def list_releases(request: Request) -> Response:
         "limit",
         "cursor",
     )
-    listed: wire.RevisionList = {
-        "data": [wire.revision_json(item) for item in page.items],
-        "next_cursor": page.end_cursor if page.has_next else None,
-    }
-    return read_response(request, listed)
+    return read_response(request, listing(page, wire.revision_json))
 
 
 async def persona_diff(request: Request) -> Response:

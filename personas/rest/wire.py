@@ -5,7 +5,6 @@ patterns and limits are the constants of the rules they describe.
 Annotations are evaluated (no `from __future__ import annotations`), so that each shape
 knows its required keys at run time as the document does."""
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Final, NotRequired
 
 from pydantic import ConfigDict, Field, with_config
@@ -208,11 +207,6 @@ class Problem(TypedDict):
     ]
 
 
-def timestamp(moment: datetime) -> str:
-    """ISO 8601 in UTC, to the millisecond MongoDB keeps: 2025-01-15T14:30:00.000Z."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def persona_json(persona: domain.Persona) -> Persona:
     return {
         "id": persona.id,
@@ -220,8 +214,8 @@ def persona_json(persona: domain.Persona) -> Persona:
         "content": persona.content,
         "metadata": persona.metadata,
         "version": persona.version,
-        "created_at": timestamp(persona.created_at),
-        "updated_at": timestamp(persona.updated_at),
+        "created_at": domain.iso_timestamp(persona.created_at),
+        "updated_at": domain.iso_timestamp(persona.updated_at),
     }
 
 
@@ -234,7 +228,7 @@ def revision_json(revision: domain.Revision) -> Revision:
         "metadata": revision.metadata,
         "operation": revision.operation.value,
         "actor": revision.actor,
-        "created_at": timestamp(revision.created_at),
+        "created_at": domain.iso_timestamp(revision.created_at),
     }
 
 
@@ -311,7 +305,7 @@ def label_json(label: domain.Label) -> Label:
         "name": label.name,
         "version": label.version,
         "set_by": label.set_by,
-        "set_at": timestamp(label.set_at),
+        "set_at": domain.iso_timestamp(label.set_at),
     }
 
 
@@ -321,7 +315,7 @@ def label_event_json(event: domain.LabelEvent) -> LabelEvent:
         "from_version": event.from_version,
         "to_version": event.to_version,
         "actor": event.actor,
-        "at": timestamp(event.at),
+        "at": domain.iso_timestamp(event.at),
     }
 
 
