@@ -52,6 +52,51 @@ export const PersonaRevisions = graphql(`
   }
 `);
 
-// Releases and labels (moving `production` or `staging` to a version) come with the labels
-// feature: add their operations here once schema.graphql has them, e.g. a query of the
-// persona's releases and the mutation that moves a label.
+export const ProductionVersion = graphql(`
+  query ProductionVersion($id: ID!, $label: String!) {
+    personaRevision(id: $id, label: $label) {
+      version
+      content
+      metadata
+      labels
+    }
+  }
+`);
+
+export const Releases = graphql(`
+  query Releases($label: String!, $filter: [MetadataFilter!], $first: Int, $after: String) {
+    personaReleases(label: $label, metadataFilter: $filter, first: $first, after: $after) {
+      totalCount
+      edges {
+        cursor
+        node {
+          personaId
+          version
+          name
+          metadata
+        }
+      }
+      pageInfo {
+        hasNextPage
+        endCursor
+      }
+    }
+  }
+`);
+
+export const MoveLabel = graphql(`
+  mutation MoveLabel($id: ID!, $label: String!, $version: Int!, $from: Int, $key: String) {
+    setPersonaLabel(
+      id: $id
+      label: $label
+      version: $version
+      fromVersion: $from
+      idempotencyKey: $key
+    ) {
+      name
+      version
+      setBy
+      setAt
+    }
+  }
+`);

@@ -1,8 +1,15 @@
 // Typed use of the API's answers: tags are string[], timestamps strings, metadata JSON values.
 import { type Client, execute } from "./client";
-import type { PersonasByMetadataQuery } from "./gql/graphql";
+import type { PersonasByMetadataQuery, ReleasesQuery } from "./gql/graphql";
 import { isJsonObject, type JsonValue } from "./json";
-import { CreatePersona, PersonaRevisions, PersonasByMetadata } from "./operations";
+import {
+  CreatePersona,
+  MoveLabel,
+  PersonaRevisions,
+  PersonasByMetadata,
+  ProductionVersion,
+  Releases,
+} from "./operations";
 
 export type PersonaSummary = PersonasByMetadataQuery["personas"]["nodes"][number];
 
@@ -67,4 +74,53 @@ export async function changeLog(client: Client, id: string): Promise<string[]> {
       `v${revision.version} ${revision.operation.toLowerCase()} by ${revision.actor ?? "anonymous"}` +
       ` at ${new Date(revision.createdAt).toISOString()}`,
   );
+}
+
+/** The system prompt a service should serve: the version the `production` label points at. */
+export async function productionPrompt(client: Client, id: string): Promise<string | null> {
+  const { personaRevision } = await execute(client, ProductionVersion, {
+    id,
+    label: "production",
+  });
+  return personaRevision === null ? null : personaRevision.content;
+}
+
+export type Release = ReleasesQuery["personaReleases"]["edges"][number]["node"];
+
+/** Every persona released under `label` whose released version carries `tag`. */
+export async function* releasesTagged(
+  client: Client,
+  label: string,
+  tag: string,
+): AsyncGenerator<Release> {
+  let after: string | null = null;
+  do {
+    const page: ReleasesQuery = await execute(client, Releases, {
+      label,
+      filter: [{ path: "tags", value: tag }],
+      first: 50,
+      after,
+    });
+    for (const edge of page.personaReleases.edges) yield edge.node;
+    after = page.personaReleases.pageInfo.hasNextPage
+      ? page.personaReleases.pageInfo.endCursor
+      : null;
+  } while (after !== null);
+}
+
+/** Roll `production` back to `version`, only if it still points at `current` (safe to retry). */
+export async function rollBack(
+  client: Client,
+  id: string,
+  version: number,
+  current: number,
+): Promise<number> {
+  const { setPersonaLabel } = await execute(client, MoveLabel, {
+    id,
+    label: "production",
+    version,
+    from: current,
+    key: `rollback-${id}-${current}-${version}`,
+  });
+  return setPersonaLabel.version;
 }
