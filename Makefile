@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck unit schema lock clean
+.PHONY: install run test lint typecheck typescript unit schema lock clean graphiql-assets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,18 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck unit
+# The TypeScript example: codegen over schema.graphql, then tsc --strict over the result.
+TS := examples/typescript
+TS_STAMP := $(TS)/node_modules/.installed
+
+$(TS_STAMP): $(TS)/package.json $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(TS_STAMP)
+
+typescript: $(TS_STAMP)
+	cd $(TS) && npm run --silent codegen -- --silent && npm run --silent typecheck
+
+test: lint typecheck typescript unit
 
 schema: $(STAMP)
 	$(BIN)/personas schema > schema.graphql
@@ -44,7 +55,12 @@ lock: $(BIN)/python
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(TS)/node_modules $(TS)/src/gql
+
+# Refresh GraphiQL's browser assets (personas/static/graphiql/vendor) from the npm registry at
+# the versions pinned in the script; commit the result.
+graphiql-assets:
+	scripts/graphiql-assets
 
 # Not part of `make test`: seeds 10,000 personas, starts the server and the floor, drives
 # load with wrk (README: Performance). Options: make bench BENCH_ARGS="--rounds 2 --duration 5"

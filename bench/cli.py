@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +26,21 @@ from bench import data, report, scenarios
 from bench.drivers import Driver, DriverError, Measurement, PythonDriver, Request, WrkDriver, drive
 from bench.scenarios import Expectation
 from bench.seed import seed_database
-from bench.servers import ROOT, Server, ServerError, start_floor, start_subject, status_kib
+from bench.servers import (
+    APOLLO_DIR,
+    ROOT,
+    PeerUnavailable,
+    Server,
+    ServerError,
+    apollo_versions,
+    install_apollo,
+    node_version,
+    start_apollo,
+    start_floor,
+    start_subject,
+    status_kib,
+    tree_cpu_seconds,
+)
 from bench.servers import wait_idle as wait_processes_idle
 from personas.embedded import EmbeddedDatabase, EmbeddedDatabaseError
 
@@ -110,6 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write the results (default bench/results.json)",
     )
     parser.add_argument(
+        "--apollo",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the GraphQL scenarios against the Apollo Server peer "
+        "(bench/peers/apollo; needs Node.js; default: on)",
+    )
+    parser.add_argument(
+        "--apollo-warmup",
+        type=non_negative,
+        default=10.0,
+        help="warm-up seconds of the Apollo peer per scenario: Node compiles hot code as it "
+        "runs, and its CPU per request settles after some seconds of load (default 10)",
+    )
+    parser.add_argument(
         "--driver",
         choices=("wrk", "python"),
         default="wrk",
@@ -146,9 +176,13 @@ class Options:
     rss_requests: int
     rss_queries: int
     rss_max_seconds: float
+    apollo: bool = True
+    apollo_warmup: float = 10.0
 
     def as_json(self, threads: int | None) -> dict[str, Any]:
         return {
+            "apollo": self.apollo,
+            "apollo_warmup": self.apollo_warmup,
             "rounds": self.rounds,
             "duration": self.duration,
             "warmup": self.warmup,
@@ -188,6 +222,8 @@ class Comparison:
     floor: Side
     rest: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    peer: Side | None = None
+    """The Apollo peer's side, for the GraphQL scenarios it serves."""
 
 
 @dataclass
@@ -202,24 +238,45 @@ class Bench:
     ids: list[str]
     tagged: int
     """How many seeded personas carry the listing scenarios' tag."""
+    apollo: Server | None = None
+    """The Apollo peer, when it runs and answered its checks like the subject."""
 
     def idle(self) -> None:
         pids = [self.subject.pid, self.floor.pid]
+        if self.apollo is not None:
+            pids.append(self.apollo.pid)
         if self.database_pid is not None:
             pids.append(self.database_pid)
         waited = wait_processes_idle(pids, IDLE_MAX_SECONDS)
         if waited >= IDLE_MAX_SECONDS:
             log(f"servers still busy after {waited:.0f} s; measuring anyway")
 
+    def database_cpu(self) -> float | None:
+        return None if self.database_pid is None else tree_cpu_seconds(self.database_pid)
+
     def measure(self, side: Side, duration: float) -> Measurement:
+        """One timed run, with the CPU the side's server (its process tree) and the
+        database used from the start of the load to its end."""
         self.idle()
         side.server.check_alive()
+        server_before, database_before = tree_cpu_seconds(side.server.pid), self.database_cpu()
         try:
-            return self.driver.measure(
+            measured = self.driver.measure(
                 side.server.base_url, side.requests, duration, self.options.connections
             )
         except DriverError as error:
             raise Failed(str(error)) from None
+        server_after, database_after = tree_cpu_seconds(side.server.pid), self.database_cpu()
+        database = (
+            None
+            if database_before is None or database_after is None
+            else round(database_after - database_before, 3)
+        )
+        return dataclasses.replace(
+            measured,
+            cpu_seconds=round(server_after - server_before, 3),
+            database_cpu_seconds=database,
+        )
 
     def answer(self, server: Server, request: Request) -> tuple[int, Any]:
         """One request's status and decoded body (status 0: no answer, and why)."""
@@ -261,6 +318,35 @@ def check(bench: Bench, comparison: Comparison) -> bool | None:
     return bool(answers[0] == answers[1])
 
 
+def check_peer(bench: Bench, comparison: Comparison, peer: Side) -> str | None:
+    """The peer must answer the scenario's first request right, and as the subject does
+    (modulo key order); the problem when it does not."""
+    bench.idle()
+    request = peer.requests[0]
+    answers = []
+    for server in (comparison.subject.server, peer.server):
+        status, answer = bench.answer(server, request)
+        if status != 200:
+            return f"{server.name} answered with HTTP {status}: {str(answer)[:300]}"
+        answers.append(answer)
+    try:
+        peer.expectation.check(answers[1])
+    except (ValueError, KeyError, TypeError) as error:
+        return f"the peer answered wrongly: {error}"
+    difference = scenarios.first_difference(answers[0], answers[1])
+    return None if difference is None else f"the subject and the peer differ at {difference}"
+
+
+def describe_round(measured: dict[str, Measurement]) -> str:
+    return "; ".join(
+        f"{role} {measured[role].rps:,.1f} req/s p50 {measured[role].p50_ms:.1f} ms"
+        + ("" if measured[role].cpu_ms is None else f" cpu {measured[role].cpu_ms:.2f} ms/req")
+        + (f" errors {measured[role].errors}" if measured[role].errors else "")
+        for role in ("subject", "floor", scenarios.APOLLO)
+        if role in measured
+    )
+
+
 def compare(bench: Bench, comparison: Comparison) -> dict[str, Any]:
     options = bench.options
     row: dict[str, Any] = {"name": comparison.name, **comparison.details}
@@ -269,28 +355,37 @@ def compare(bench: Bench, comparison: Comparison) -> dict[str, Any]:
         row["same_answer"] = same
         if not same:
             log(f"{comparison.name}: the subject and the floor answered differently")
-    sides = {"subject": comparison.subject, "floor": comparison.floor}
-    if options.warmup > 0:
-        for side in (comparison.floor, comparison.subject):
-            bench.measure(side, options.warmup)
+    sides = {"floor": comparison.floor, "subject": comparison.subject}
+    peer_problem = None
+    if comparison.peer is not None:
+        peer_problem = check_peer(bench, comparison, comparison.peer)
+        if peer_problem is None:
+            sides[scenarios.APOLLO] = comparison.peer
+        else:
+            log(f"{comparison.name}: the Apollo peer is not timed: {peer_problem}")
+    for role, side in sides.items():
+        warmup = options.apollo_warmup if role == scenarios.APOLLO else options.warmup
+        if warmup > 0:
+            bench.measure(side, warmup)
+    roles = list(sides)
     rounds: list[dict[str, Measurement]] = []
     for index in range(options.rounds):
-        order = ("floor", "subject") if index % 2 == 0 else ("subject", "floor")
+        shift = index % len(roles)  # every side goes first in turn
         measured: dict[str, Measurement] = {}
-        for role in order:
+        for role in roles[shift:] + roles[:shift]:
             measured[role] = bench.measure(sides[role], options.duration)
         rounds.append(measured)
-        log(
-            f"{comparison.name} round {index + 1}/{options.rounds}: "
-            + "; ".join(
-                f"{role} {measured[role].rps:,.1f} req/s p50 {measured[role].p50_ms:.1f} ms"
-                + (f" errors {measured[role].errors}" if measured[role].errors else "")
-                for role in ("subject", "floor")
-            )
-        )
+        log(f"{comparison.name} round {index + 1}/{options.rounds}: {describe_round(measured)}")
     summary = report.aggregate(rounds)
     row.update(summary)
     row["ratio"] = report.ratio(comparison.name, summary)
+    row["cpu_ratio"] = report.quotient(summary["subject_cpu_ms"], summary["floor_cpu_ms"])
+    if comparison.peer is not None:
+        row[scenarios.APOLLO] = (
+            report.peer_summary(rounds, summary)
+            if peer_problem is None
+            else {"status": "failed", "reason": peer_problem}
+        )
     row["rounds"] = [
         {role: measurement.as_json() for role, measurement in measured.items()}
         for measured in rounds
@@ -298,7 +393,18 @@ def compare(bench: Bench, comparison: Comparison) -> dict[str, Any]:
     return row
 
 
-MEASURED = ("subject_rps", "floor_rps", "ratio", "p50_ms", "p99_ms", "floor_p50_ms", "floor_p99_ms")
+MEASURED = (
+    "subject_rps",
+    "floor_rps",
+    "ratio",
+    "p50_ms",
+    "p99_ms",
+    "floor_p50_ms",
+    "floor_p99_ms",
+    "subject_cpu_ms",
+    "floor_cpu_ms",
+    "cpu_ratio",
+)
 
 
 def finish_row(
@@ -318,6 +424,16 @@ def finish_row(
         met=target.met(row["ratio"]) if status == "ok" else None,
         valid=status == "ok" and not any(errors.values()),
     )
+    cpu_target = scenarios.CPU_TARGETS.get(name)
+    if cpu_target is not None:
+        versus = row.get(scenarios.APOLLO) if cpu_target.versus == scenarios.APOLLO else row
+        value = None if not versus or status != "ok" else versus.get("cpu_ratio")
+        row["cpu_target"] = {
+            "versus": cpu_target.versus,
+            "target": str(cpu_target.target),
+            "ratio": value,
+            "met": cpu_target.target.met(value),
+        }
     return row
 
 
@@ -329,6 +445,8 @@ def run_comparison(bench: Bench, comparison: Comparison) -> dict[str, Any]:
         status = "skipped" if isinstance(problem, Skipped) else "failed"
         log(f"{comparison.name}: {status}: {problem}")
         row = {"name": comparison.name, **comparison.details}
+        if comparison.peer is not None:
+            row[scenarios.APOLLO] = {"status": status, "reason": str(problem)}
         return finish_row(row, status, str(problem))
 
 
@@ -363,20 +481,28 @@ def comparisons(bench: Bench, names: Sequence[str]) -> Iterator[Comparison]:
     def page_size(first: int, page: int = 1) -> int:
         return max(0, min(first, bench.tagged - (page - 1) * first))
 
+    def peer(name: str, side: Side) -> Side | None:
+        """The Apollo peer takes the subject's very requests."""
+        if bench.apollo is None or name not in scenarios.APOLLO_SCENARIOS:
+            return None
+        return Side(bench.apollo, side.requests, side.expectation)
+
     if scenarios.GRAPHQL_BY_ID in names:
+        by_id = Side(
+            subject,
+            [scenarios.graphql_by_id("/graphql", item) for item in ids],
+            scenarios.expect_graphql_persona(ids[0]),
+        )
         yield Comparison(
             scenarios.GRAPHQL_BY_ID,
-            Side(
-                subject,
-                [scenarios.graphql_by_id("/graphql", item) for item in ids],
-                scenarios.expect_graphql_persona(ids[0]),
-            ),
+            by_id,
             Side(
                 floor,
                 [scenarios.graphql_by_id("/graphql/persona", item) for item in ids],
                 scenarios.expect_graphql_persona(ids[0]),
             ),
             details={"distinct_ids": len(ids)},
+            peer=peer(scenarios.GRAPHQL_BY_ID, by_id),
         )
     if scenarios.REST_BY_ID in names:
         requests = [scenarios.rest_by_id(item) for item in ids]
@@ -391,10 +517,12 @@ def comparisons(bench: Bench, names: Sequence[str]) -> Iterator[Comparison]:
     for name, first in ((scenarios.GRAPHQL_LIST20, 20), (scenarios.GRAPHQL_LIST100, 100)):
         if name in names:
             expectation = scenarios.expect_graphql_listing(page_size(first))
+            listing = Side(subject, [scenarios.graphql_listing("/graphql", first)], expectation)
             yield Comparison(
                 name,
-                Side(subject, [scenarios.graphql_listing("/graphql", first)], expectation),
+                listing,
                 Side(floor, [scenarios.graphql_listing("/graphql/personas", first)], expectation),
+                peer=peer(name, listing),
             )
     if scenarios.REST_LIST20 in names:
         requests = [scenarios.rest_listing(20)]
@@ -510,6 +638,63 @@ def run_rss(bench: Bench) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
+# The Apollo peer
+
+APOLLO_READY_PATH = "/graphql?query=%7B__typename%7D"
+APOLLO_READY_HEADERS = {"apollo-require-preflight": "true"}
+"""A GET query needs a header that a browser's simple request cannot send (Apollo's CSRF
+prevention)."""
+
+
+def start_peer(
+    options: Options, uri: str, work_dir: Path, stack: contextlib.ExitStack
+) -> tuple[Server | None, dict[str, Any]]:
+    """The Apollo peer, started and ready, and what to report about it; None when it
+    does not run (turned off, no Node.js) or did not start."""
+    info: dict[str, Any] = {"status": "ok", "reason": None, "directory": str(APOLLO_DIR)}
+    if not options.apollo:
+        info.update(status="skipped", reason="turned off (--no-apollo)")
+        return None, info
+    try:
+        info["node"] = node_version()
+        if install_apollo(work_dir):
+            log(f"installed the Apollo peer's packages (npm ci in {APOLLO_DIR})")
+        info["packages"] = apollo_versions()
+        peer = start_apollo(uri, DB_NAME, work_dir)
+        stack.callback(peer.stop)
+        peer.wait_ready(APOLLO_READY_PATH, headers=APOLLO_READY_HEADERS)
+    except PeerUnavailable as error:
+        log(f"the Apollo peer does not run: {error}")
+        info.update(status="skipped", reason=str(error))
+        return None, info
+    except (ServerError, subprocess.TimeoutExpired, OSError) as error:
+        log(f"the Apollo peer did not start: {error}")
+        info.update(status="failed", reason=str(error))
+        return None, info
+    info["pid"] = peer.pid
+    log(f"apollo peer (node {info['node']}, {info['packages']}) pid {peer.pid} at {peer.base_url}")
+    return peer, info
+
+
+def check_apollo(bench: Bench, peer: Server) -> list[dict[str, Any]]:
+    """Ask the subject and the peer the same questions (`scenarios.peer_checks`); each
+    check's name and the first difference between the answers (None when they agree)."""
+    bench.idle()
+    status, answer = bench.answer(bench.subject, scenarios.graphql_listing("/graphql", 5))
+    after = None
+    if status == 200:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            after = scenarios.graphql_data(answer, "personas")["pageInfo"]["endCursor"]
+    results = []
+    for name, request in scenarios.peer_checks(bench.ids[len(bench.ids) // 2], after):
+        answers = [bench.answer(server, request) for server in (bench.subject, peer)]
+        ours, theirs = ([code, scenarios.comparable_answer(body)] for code, body in answers)
+        difference = scenarios.first_difference(ours, theirs)
+        results.append({"name": name, "same_answer": difference is None, "difference": difference})
+    return results
+
+
+# ---------------------------------------------------------------------------
 # The run
 
 
@@ -536,7 +721,21 @@ def run(options: Options, driver: Driver, work_dir: Path) -> dict[str, Any]:
         floor.wait_ready("/healthz")
         log(f"subject (personas serve) pid {subject.pid} at {subject.base_url}")
         log(f"floor (bench.floor) pid {floor.pid} at {floor.base_url}")
+        apollo, apollo_info = start_peer(options, uri, work_dir, stack)
         bench = Bench(options, driver, subject, floor, database.pid, seeded.ids, tagged)
+        if apollo is not None:
+            checks = check_apollo(bench, apollo)
+            apollo_info["checks"] = checks
+            wrong = [item for item in checks if not item["same_answer"]]
+            if wrong:
+                apollo_info.update(
+                    status="failed",
+                    reason="; ".join(f"{item['name']}: {item['difference']}" for item in wrong),
+                )
+                log(f"the Apollo peer answered differently: {apollo_info['reason']}")
+            else:
+                log(f"the Apollo peer answered {len(checks)} checks as the subject does")
+                bench.apollo = apollo
 
         rows: dict[str, dict[str, Any]] = {}
         try:
@@ -552,9 +751,12 @@ def run(options: Options, driver: Driver, work_dir: Path) -> dict[str, Any]:
             rows[scenarios.GRAPHQL_CREATE] = run_comparison(bench, create_comparison(bench))
         subject.check_alive()
         floor.check_alive()
+        if bench.apollo is not None:
+            bench.apollo.check_alive()
 
     return {
         "scenarios": [rows[name] for name in scenarios.COMPARISONS if name in rows],
+        "apollo": apollo_info,
         "rss_growth_mib": None if rss is None else rss.get("growth_mib"),
         "rss": rss,
         "personas": options.personas,
@@ -598,6 +800,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rss_requests=arguments.rss_requests,
         rss_queries=arguments.rss_queries,
         rss_max_seconds=arguments.rss_max_seconds,
+        apollo=arguments.apollo,
+        apollo_warmup=arguments.apollo_warmup,
     )
     keep = arguments.work_dir is not None
     work_dir: Path = arguments.work_dir or Path(tempfile.mkdtemp(prefix="personas-bench-"))
@@ -618,6 +822,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = [row["name"] for row in results["scenarios"] if row["status"] == "failed"]
     if results["rss"] is not None and results["rss"]["status"] == "failed":
         failed.append(scenarios.RSS_GROWTH)
+    failed += [
+        f"{row['name']} ({scenarios.APOLLO})"
+        for row in results["scenarios"]
+        if (row.get(scenarios.APOLLO) or {}).get("status") == "failed" and row["status"] == "ok"
+    ]
+    if results["apollo"]["status"] == "failed":
+        failed.append(scenarios.APOLLO)
     if failed:
         print(f"bench: failed: {', '.join(failed)}; logs kept in {work_dir}", file=sys.stderr)
         return 1

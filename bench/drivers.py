@@ -61,13 +61,33 @@ class Measurement:
     errors: dict[str, int] = field(default_factory=dict)
     """Non-zero error counts by kind: status (>= 400), graphql (a 200 with "errors"),
     timeout, connect, read, write."""
+    cpu_seconds: float | None = None
+    """User + system CPU the server's process tree used over the run (set by the harness)."""
+    database_cpu_seconds: float | None = None
+    """The same for the database server, which every side shares."""
 
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
 
+    @property
+    def cpu_ms(self) -> float | None:
+        """The server's CPU milliseconds per completed request."""
+        return per_request(self.cpu_seconds, self.requests)
+
+    @property
+    def database_cpu_ms(self) -> float | None:
+        return per_request(self.database_cpu_seconds, self.requests)
+
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "cpu_ms": self.cpu_ms, "database_cpu_ms": self.database_cpu_ms}
+
+
+def per_request(seconds: float | None, requests: int) -> float | None:
+    """Milliseconds per request, or None when either is unknown or there were no requests."""
+    if seconds is None or requests <= 0:
+        return None
+    return round(seconds * 1000 / requests, 4)
 
 
 class Driver(Protocol):

@@ -102,6 +102,26 @@ TARGETS: Final = {
     RSS_GROWTH: Target("<", 50),
 }
 
+APOLLO: Final = "apollo"
+"""The Apollo Server peer (bench/peers/apollo): the GraphQL scenarios also run against it."""
+APOLLO_SCENARIOS: Final = frozenset({GRAPHQL_BY_ID, GRAPHQL_LIST20, GRAPHQL_LIST100})
+
+
+@dataclass(frozen=True, slots=True)
+class CpuTarget:
+    """A bound on the server's CPU per request over another side's."""
+
+    versus: str
+    """floor, or apollo"""
+    target: Target
+
+
+CPU_TARGETS: Final = {
+    GRAPHQL_BY_ID: CpuTarget(APOLLO, Target("<=", 1.0)),
+    GRAPHQL_LIST20: CpuTarget(APOLLO, Target("<=", 1.0)),
+    REST_BY_ID: CpuTarget("floor", Target("<=", 1.2)),
+}
+
 DESCRIPTIONS: Final = {
     GRAPHQL_BY_ID: "GraphQL persona(id) with every field, vs the floor's store.get",
     REST_BY_ID: "REST GET /v1/personas/{id}, vs the floor's store.get",
@@ -125,6 +145,87 @@ def graphql_by_id(target: str, persona_id: str) -> Request:
 def graphql_listing(target: str, first: int, after: str | None = None) -> Request:
     variables = {"filter": TAG_FILTER, "first": first, "after": after}
     return Request.graphql_post(target, {"query": LISTING, "variables": variables})
+
+
+PEER_LISTING: Final = (
+    "query PeerListing($filter: [MetadataFilter!], $first: Int, $after: String) { "
+    "personas(metadataFilter: $filter, first: $first, after: $after) { totalCount "
+    f"edges {{ cursor node {{ {SELECTION} }} }} nodes {{ id }} "
+    "pageInfo { hasNextPage endCursor } } }"
+)
+"""The whole connection shape, for checking the peer's answers against the server's."""
+MISSING_ID: Final = "0" * 24
+
+
+def peer_checks(persona_id: str, after: str | None) -> list[tuple[str, Request]]:
+    """What the Apollo peer must answer exactly as the server does before it is timed:
+    by id (present, absent, malformed), and listings with every field of the connection
+    (cursors, totalCount), on the indexed tag, a nested path and an operator, and the
+    second page of the tag listing after the server's own cursor."""
+
+    def listing(filters: list[dict[str, Any]], first: int, cursor: str | None = None) -> Request:
+        variables = {"filter": filters, "first": first, "after": cursor}
+        return Request.graphql_post("/graphql", {"query": PEER_LISTING, "variables": variables})
+
+    checks = [
+        ("persona by id", graphql_by_id("/graphql", persona_id)),
+        ("persona by an absent id", graphql_by_id("/graphql", MISSING_ID)),
+        ("persona by a malformed id", graphql_by_id("/graphql", "not-an-id")),
+        ("tags = prod, first 5", listing(TAG_FILTER, 5)),
+        (
+            "deployment.environment = production, first 3",
+            listing([{"path": "deployment.environment", "value": "production"}], 3),
+        ),
+        (
+            "tags IN [dev, staging] and status = approved, first 4",
+            listing(
+                [
+                    {"path": "tags", "value": ["dev", "staging"], "op": "IN"},
+                    {"path": "status", "value": "approved"},
+                ],
+                4,
+            ),
+        ),
+        ("a bad path", listing([{"path": "$where", "value": 1}], 3)),
+    ]
+    if after is not None:
+        checks.append(("tags = prod, first 5, page 2", listing(TAG_FILTER, 5, after)))
+    return checks
+
+
+def comparable_answer(answer: Any) -> Any:
+    """An answer as the two servers must agree on it: data, and each error's code and
+    message (locations and paths are the GraphQL libraries' own detail)."""
+    if not isinstance(answer, dict):
+        return answer
+    errors = [
+        {"message": error.get("message"), "code": (error.get("extensions") or {}).get("code")}
+        for error in answer.get("errors") or ()
+    ]
+    return {"data": answer.get("data"), "errors": errors}
+
+
+def first_difference(left: Any, right: Any, path: str = "") -> str | None:
+    """Where two decoded JSON values first differ (dict key order does not count)."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        for key in sorted(set(left) | set(right)):
+            if key not in left or key not in right:
+                return f"{path}.{key}: only on one side"
+            found = first_difference(left[key], right[key], f"{path}.{key}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(left, list) and isinstance(right, list):
+        if len(left) != len(right):
+            return f"{path}: {len(left)} items against {len(right)}"
+        for index, (one, other) in enumerate(zip(left, right, strict=True)):
+            found = first_difference(one, other, f"{path}[{index}]")
+            if found is not None:
+                return found
+        return None
+    if left != right:
+        return f"{path or '(answer)'}: {left!r:.120} against {right!r:.120}"
+    return None
 
 
 def graphql_create(target: str) -> Request:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from personas.availability import RETRY_AFTER_SECONDS
 from personas.domain import ANONYMOUS, ApiKey, Principal, Unauthenticated, Unavailable
 from personas.middleware import refuse
 from personas.store import PersonaStore
@@ -20,6 +21,7 @@ log = logging.getLogger("personas.auth")
 
 KEY_PREFIX = "pk"
 CACHE_SECONDS = 5.0
+GRAPHIQL_ASSETS = "/graphiql/"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json"})
 
 
@@ -67,16 +69,18 @@ def is_loopback(host: str) -> bool:
 class Authenticator:
     """Turns an Authorization header into a principal.
 
-    Keys are looked up in the database and kept for a few seconds, so a busy client
-    costs no extra round trip per request; a revoked key stops working within
+    Only answers that cannot be made wrong by a key being created are cached, for
+    `CACHE_SECONDS`: a key found active, and "some key exists". So the first key ends
+    anonymous access at once, and a key works as soon as it is created, while a busy
+    client costs no extra round trip per request. A revoked key stops working within
     `CACHE_SECONDS`.
     """
 
     def __init__(self, store: PersonaStore, anonymous_allowed: bool) -> None:
         self.store = store
         self.anonymous_allowed = anonymous_allowed
-        self._keys: dict[str, tuple[float, tuple[ApiKey, str] | None]] = {}
-        self._keys_exist: tuple[float, bool] = (0.0, False)
+        self._keys: dict[str, tuple[float, tuple[ApiKey, str]]] = {}
+        self._keys_exist_at = float("-inf")
 
     async def principal(self, authorization: str | None) -> Principal:
         if authorization is None:
@@ -97,17 +101,21 @@ class Authenticator:
         """Anonymous access: only where allowed, and only while no key exists."""
         if not self.anonymous_allowed:
             return False
-        checked, exist = self._keys_exist
-        if time.monotonic() - checked > CACHE_SECONDS:
-            exist = await self.store.keys.any()
-            self._keys_exist = (time.monotonic(), exist)
-        return not exist
+        if time.monotonic() - self._keys_exist_at <= CACHE_SECONDS:
+            return False
+        if await self.store.keys.any():
+            self._keys_exist_at = time.monotonic()
+            return False
+        return True
 
     async def _key(self, key_id: str) -> tuple[ApiKey, str] | None:
         cached = self._keys.get(key_id)
         if cached is not None and time.monotonic() - cached[0] <= CACHE_SECONDS:
             return cached[1]
         found = await self.store.keys.find(key_id)
+        if found is None:
+            self._keys.pop(key_id, None)
+            return None
         if len(self._keys) > 10_000:
             self._keys.clear()
         self._keys[key_id] = (time.monotonic(), found)
@@ -135,7 +143,15 @@ class Authentication:
             authenticator: Authenticator = scope["app"].state.authenticator
             principal = await authenticator.principal(authorization)
         except Unavailable as error:
-            await refuse(scope, send, 503, error.code, "Service unavailable", error.message)
+            await refuse(
+                scope,
+                send,
+                503,
+                error.code,
+                "Service unavailable",
+                error.message,
+                [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
+            )
             return
         except Unauthenticated as error:
             await refuse(
@@ -153,7 +169,10 @@ class Authentication:
 
 
 def _graphiql_page(scope: Scope) -> bool:
-    """The GraphiQL page itself is static; the queries it sends carry the key."""
+    """The GraphiQL page itself is static, and so are its assets; the queries it sends carry
+    the key."""
+    if scope["method"] in ("GET", "HEAD") and scope["path"].startswith(GRAPHIQL_ASSETS):
+        return True
     if scope["path"] != "/graphql" or scope["method"] != "GET" or scope["query_string"]:
         return False
     return any(name == b"accept" and b"text/html" in value for name, value in scope["headers"])

@@ -13,21 +13,26 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
-import uvicorn
-
-from personas import logs
+from personas import backup, logs
 from personas.auth import generate_key, is_loopback
-from personas.domain import ApiKey, DomainError, InvalidInput, parse_scopes, validate_tenant
+from personas.domain import (
+    ApiKey,
+    DomainError,
+    InvalidInput,
+    RestoreOutcome,
+    Unavailable,
+    parse_scopes,
+    validate_tenant,
+)
 from personas.embedded import EmbeddedDatabase, EmbeddedDatabaseError, reach
+from personas.serving import Service
 from personas.settings import ENVIRONMENT, Settings, SettingsError
 from personas.store import PersonaStore
+from personas.supervision import Supervisor
 
 log = logging.getLogger("personas")
-
-GRACEFUL_SHUTDOWN_SECONDS = 5
-"""How long open HTTP requests may run on after SIGTERM/SIGINT."""
 
 DESCRIPTIONS: dict[str, str] = {
     "PERSONAS_HOST": "address to bind",
@@ -42,6 +47,13 @@ DESCRIPTIONS: dict[str, str] = {
     "PERSONAS_LOG_LEVEL": "debug, info, warning or error",
     "PERSONAS_DB_TIMEOUT_MS": "database operation timeout in milliseconds",
     "PERSONAS_EMBEDDED_START_TIMEOUT": "seconds the embedded database may take to start",
+    "PERSONAS_EMBEDDED_SYNC_ON_COMMIT": "embedded database: flush every commit to disk before "
+    "answering (true/false)",
+    "PERSONAS_EMBEDDED_RESTARTS": "restarts of a failed embedded database tried in a row "
+    "before the server gives up and exits",
+    "PERSONAS_EMBEDDED_RESTART_BACKOFF": "seconds before the first restart of the embedded "
+    "database; doubles with each failed one",
+    "PERSONAS_SHUTDOWN_TIMEOUT": "seconds SIGTERM/SIGINT may take to stop everything",
     "PERSONAS_MAX_BODY_BYTES": "largest request body accepted, in bytes",
     "PERSONAS_AUTH": "auto (anonymous on loopback while no API key exists) or required",
     "PERSONAS_GRAPHQL_MAX_DEPTH": "deepest GraphQL selection accepted",
@@ -58,6 +70,11 @@ DESCRIPTIONS: dict[str, str] = {
     "PERSONAS_WEBHOOK_TIMEOUT": "seconds one webhook delivery attempt may take",
     "PERSONAS_WEBHOOK_RETRY_BASE": "seconds before the first retry; each retry doubles it",
     "PERSONAS_WEBHOOK_RETRY_FOR": "seconds a delivery is retried before its endpoint is disabled",
+    "PERSONAS_CORS_ORIGINS": "comma-separated origins whose browser pages may call the API",
+    "PERSONAS_PERSISTED_QUERY_CACHE_SIZE": "automatic persisted queries kept (least recently "
+    "used go first)",
+    "PERSONAS_PERSISTED_QUERIES": "a JSON file of registered documents, {sha256: document}",
+    "PERSONAS_PERSISTED_ONLY": "run only registered documents (true/false)",
 }
 
 EXAMPLES = """\
@@ -66,7 +83,8 @@ examples:
   personas serve --port 9000 --data-dir /var/lib/personas --workers 4
   MONGODB_URI='mongodb://localhost:27017/?replicaSet=rs0' PERSONAS_DB_NAME=personas \\
       personas serve --host 0.0.0.0
-  personas schema > schema.graphql"""
+  personas schema > schema.graphql
+  personas schema --check                   schema guard (in the repository)"""
 
 
 def environment_help() -> str:
@@ -114,8 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="personas",
         description="Persona API: LLM personas with JSON metadata over GraphQL and REST.\n\n"
         "  personas serve [--host H] [--port P] [--data-dir D] [--workers N]\n"
-        "  personas schema\n"
-        "  personas keys create --tenant T --scopes read,write [--name N] | list | revoke ID\n\n"
+        "  personas schema [--check]\n"
+        "  personas keys create --tenant T --scopes read,write [--name N] | list | revoke ID\n"
+        "  personas export [--output FILE] [--tenant T]\n"
+        "  personas import FILE [--strict]\n\n"
         "Without MONGODB_URI, `serve` starts an embedded SecantusDB database with its\n"
         "data under the data directory; set MONGODB_URI (and PERSONAS_DB_NAME) to use\n"
         "MongoDB instead.",
@@ -151,7 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=_workers,
         help="uvicorn worker processes (PERSONAS_WORKERS, default 1)",
     )
-    commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    schema = commands.add_parser(
+        "schema",
+        help="print the GraphQL schema (SDL), or check it against the published one",
+        description="Print the GraphQL schema (SDL). With --check, run the schema guard in the\n"
+        "repository: schema.graphql must be the code's schema, and every breaking change since\n"
+        "schema/released.graphql must be listed in CHANGELOG.md (exit status 1 otherwise).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    schema.add_argument(
+        "--check", action="store_true", help="check schema.graphql and breaking changes"
+    )
     keys = commands.add_parser(
         "keys",
         help="create, list and revoke API keys",
@@ -172,13 +202,46 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands.add_parser("list", help="list keys (never their secrets)")
     revoke = key_commands.add_parser("revoke", help="revoke a key")
     revoke.add_argument("id", help="the key id shown by create or list")
+    reaching = (
+        "Works on MONGODB_URI's database, or the embedded one of the data directory (the\n"
+        "running server's, or one started for the command)."
+    )
+    export = commands.add_parser(
+        "export",
+        help="write every persona with all its revisions to a backup (JSON Lines)",
+        description="Write a backup: every persona of every tenant (or of one), deleted ones\n"
+        "included, with all its revisions, one JSON object per line (README: Backups).\n"
+        f"{reaching}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument(
+        "--output", "-o", metavar="FILE", type=Path, help="where to write (default: stdout)"
+    )
+    export.add_argument("--tenant", metavar="T", help="only the personas of this tenant")
+    export.add_argument(
+        "--data-dir", metavar="D", type=Path, help="embedded database data directory"
+    )
+    restore = commands.add_parser(
+        "import",
+        help="restore a backup written by export (importing twice changes nothing)",
+        description="Restore a backup written by `personas export`, one persona at a time:\n"
+        "what the database lacks is written, what it already holds is left alone. A bad\n"
+        "line is reported with its number and nothing of its persona is written.\n"
+        f"{reaching}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    restore.add_argument("file", metavar="FILE", help="the backup ('-': standard input)")
+    restore.add_argument("--strict", action="store_true", help="stop at the first bad line")
+    restore.add_argument(
+        "--data-dir", metavar="D", type=Path, help="embedded database data directory"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     if arguments.command == "schema":
-        return print_schema()
+        return check_schema() if arguments.check else print_schema()
     try:
         settings = Settings.from_env().replace(
             host=getattr(arguments, "host", None),
@@ -193,9 +256,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments.command == "keys":
             return manage_keys(settings, arguments)
+        if arguments.command == "export":
+            return export_backup(settings, arguments)
+        if arguments.command == "import":
+            return import_backup(settings, arguments)
         return serve(settings)
     except EmbeddedDatabaseError as error:
         log.error("cannot start: %s", error)
+        return 1
+    except Unavailable as error:
+        log.error("cannot start: %s", error.message)
         return 1
     except Stopped as stopped:
         log.warning("stopped by %s before a clean shutdown", stopped)
@@ -207,6 +277,20 @@ def print_schema() -> int:
 
     print(build_schema().as_str())
     return 0
+
+
+def check_schema() -> int:
+    from personas.graphql.guard import check_files
+    from personas.graphql.schema import build_schema
+
+    try:
+        report = check_files(build_schema().as_str())
+    except OSError as error:
+        print(f"personas schema --check: {error}", file=sys.stderr)
+        return 2
+    for line in report.lines():
+        print(line, file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1
 
 
 class Stopped(KeyboardInterrupt):
@@ -293,6 +377,100 @@ async def _manage_keys(uri: str, settings: Settings, arguments: argparse.Namespa
     return 0
 
 
+def export_backup(settings: Settings, arguments: argparse.Namespace) -> int:
+    try:
+        tenant = None if arguments.tenant is None else validate_tenant(arguments.tenant)
+    except InvalidInput as error:
+        print(f"personas export: --{error.message}", file=sys.stderr)
+        return 2
+    with database(settings) as uri:
+        return asyncio.run(_export(uri, settings, tenant, arguments.output))
+
+
+async def _export(uri: str, settings: Settings, tenant: str | None, path: Path | None) -> int:
+    store = PersonaStore.connect(uri, settings.db_name, settings.db_timeout_ms)
+    shown = sys.stderr.isatty()
+    try:
+        total = await backup.count(store, tenant) if shown else None
+        with (
+            _written(path) as output,
+            backup.progress_bar("exporting personas", total, shown) as advance,
+        ):
+            exported = await backup.export(store, output, tenant, advance)
+    except DomainError as error:
+        print(f"personas export: {error.message}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"personas export: cannot write {path}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    where = "standard output" if path is None else str(path)
+    print(f"exported {exported} persona(s) to {where}", file=sys.stderr)
+    return 0
+
+
+@contextmanager
+def _written(path: Path | None) -> Iterator[IO[bytes]]:
+    """Standard output, or `path` written whole or not at all (through a `.partial` file)."""
+    if path is None or str(path) == "-":
+        yield sys.stdout.buffer
+        return
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with partial.open("wb") as output:
+            yield output
+            output.flush()
+            os.fsync(output.fileno())
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def import_backup(settings: Settings, arguments: argparse.Namespace) -> int:
+    name: str = arguments.file
+    try:
+        source = sys.stdin.buffer if name == "-" else Path(name).open("rb")  # noqa: SIM115
+    except OSError as error:
+        print(f"personas import: cannot read {name}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    with source, database(settings) as uri:
+        return asyncio.run(_import(uri, settings, source, name, arguments.strict))
+
+
+async def _import(uri: str, settings: Settings, source: IO[bytes], name: str, strict: bool) -> int:
+    store = PersonaStore.connect(uri, settings.db_name, settings.db_timeout_ms)
+    shown = sys.stderr.isatty()
+    try:
+        await store.ensure_indexes()
+        total = os.fstat(source.fileno()).st_size if source.seekable() else None
+        with backup.progress_bar("importing personas", total, shown) as advance:
+            report = await backup.restore(store, source, strict, advance)
+    except backup.BackupError as error:
+        print(f"personas import: {name}: {error}", file=sys.stderr)
+        return 2
+    except DomainError as error:
+        print(f"personas import: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    for bad in report.errors:
+        print(f"personas import: {name}:{bad.line}: {bad.message}", file=sys.stderr)
+    if report.problem is not None:
+        print(f"personas import: {name}: {report.problem}", file=sys.stderr)
+    counts = report.outcomes
+    print(
+        f"imported {name}: {counts[RestoreOutcome.CREATED]} created, "
+        f"{counts[RestoreOutcome.UPDATED]} updated, "
+        f"{counts[RestoreOutcome.UNCHANGED]} unchanged, "
+        f"{counts[RestoreOutcome.NEWER]} left as they are (newer in the database); "
+        f"{len(report.errors)} bad line(s)"
+        + ("; stopped at the first (--strict)" if strict and report.errors else ""),
+        file=sys.stderr,
+    )
+    return 0 if report.ok else 1
+
+
 def _scopes(key: ApiKey) -> str:
     return ",".join(sorted(key.scopes))
 
@@ -325,10 +503,20 @@ def access_refusal(settings: Settings, keys_exist: bool) -> str | None:
 
 def serve(settings: Settings) -> int:
     embedded: EmbeddedDatabase | None = None
+    supervisor: Supervisor | None = None
+    service = Service(
+        settings,
+        uvicorn_log_config(settings.log_level),
+        on_expiry=lambda: embedded.kill() if embedded is not None else None,
+    )
     with stopped_by_signals():
         try:
             if settings.mongodb_uri is None:
-                embedded = EmbeddedDatabase(settings.data_dir, settings.embedded_start_timeout)
+                embedded = EmbeddedDatabase(
+                    settings.data_dir,
+                    settings.embedded_start_timeout,
+                    sync_on_commit=settings.embedded_sync_on_commit,
+                )
                 uri = embedded.start()
                 log.info(
                     "using the embedded SecantusDB database at %s with data in %s; "
@@ -336,7 +524,13 @@ def serve(settings: Settings) -> int:
                     uri,
                     embedded.storage_path,
                 )
+                if not settings.embedded_sync_on_commit:
+                    log.warning(
+                        "PERSONAS_EMBEDDED_SYNC_ON_COMMIT=false: acknowledged writes may be "
+                        "lost if the database process or the machine dies"
+                    )
                 os.environ["MONGODB_URI"] = uri
+                os.environ["PERSONAS_DATA_DIR"] = str(embedded.data_dir)
             else:
                 uri = settings.mongodb_uri
                 log.info("using MongoDB from MONGODB_URI, database %s", settings.db_name)
@@ -353,22 +547,27 @@ def serve(settings: Settings) -> int:
                     settings.host,
                 )
             os.environ["PERSONAS_HOST"] = settings.host
-            uvicorn.run(
-                "personas.app:app_from_environment",
-                factory=True,
-                host=settings.host,
-                port=settings.port,
-                workers=settings.workers,
-                log_config=uvicorn_log_config(settings.log_level),
-                access_log=False,
-                server_header=False,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            )
-        except Stopped as stopped:
-            log.info("stopped by %s", stopped)
-        finally:
             if embedded is not None:
-                embedded.stop()
+                supervisor = Supervisor(
+                    embedded,
+                    settings.embedded_restarts,
+                    settings.embedded_restart_backoff,
+                    on_give_up=lambda reason: service.stop(),
+                )
+                supervisor.start()
+            service.run()
+        except Stopped as stopped:
+            if supervisor is None or not supervisor.given_up:
+                log.info("stopped by %s", stopped)
+        finally:
+            if supervisor is not None:
+                supervisor.stop()
+            if embedded is not None:
+                embedded.stop(grace=service.left_until(service.plan.database))
                 os.environ.pop("MONGODB_URI", None)
                 log.info("embedded database stopped")
+            service.watchdog.cancel()
+    if supervisor is not None and supervisor.reason is not None:
+        log.error("stopped: %s", supervisor.reason)
+        return 1
     return 0

@@ -115,15 +115,15 @@ async def set_label(
     version: int,
     from_version: int | None,
     from_field: str = "fromVersion",
+    key: domain.IdempotencyKey | None = None,
 ) -> domain.Label:
     """Point a label at a version (compare-and-set with `from_version`)."""
-    return await store.labels.set(
-        principal,
-        persona_id,
-        domain.settable_label(label),
-        domain.validate_version(version, "version"),
-        domain.expected_version(from_version, from_field),
-    )
+    name = domain.settable_label(label)
+    version = domain.validate_version(version, "version")
+    expected = domain.expected_version(from_version, from_field)
+    request = {"id": persona_id, "label": name, "version": version, "expected": expected}
+    once = domain.once(key, "set_label", request)
+    return await store.labels.set(principal, persona_id, name, version, expected, once)
 
 
 async def remove_label(
@@ -133,13 +133,12 @@ async def remove_label(
     label: str,
     from_version: int | None,
     from_field: str = "fromVersion",
+    key: domain.IdempotencyKey | None = None,
 ) -> None:
-    await store.labels.remove(
-        principal,
-        persona_id,
-        domain.settable_label(label),
-        domain.expected_version(from_version, from_field),
-    )
+    name = domain.settable_label(label)
+    expected = domain.expected_version(from_version, from_field)
+    once = domain.once(key, "remove_label", {"id": persona_id, "label": name, "expected": expected})
+    await store.labels.remove(principal, persona_id, name, expected, once)
 
 
 async def persona_diff(
@@ -159,3 +158,121 @@ async def persona_diff(
     if old is None or new is None:
         return None
     return domain.diff(old, new)
+
+
+# Writes. Each may come with an idempotency key: the write is then made at most once per key
+# and tenant (a retry answers what the first request answered). The request each one
+# fingerprints is written here once, so that both APIs make the same fingerprint.
+
+
+async def create_persona(
+    store: PersonaStore,
+    principal: domain.Principal,
+    new: domain.NewPersona,
+    key: domain.IdempotencyKey | None = None,
+) -> domain.Persona:
+    request = {"name": new.name, "content": new.content, "metadata": new.metadata}
+    return await store.create(principal, new, domain.once(key, "create", request))
+
+
+async def update_persona(
+    store: PersonaStore,
+    principal: domain.Principal,
+    persona_id: str,
+    changes: domain.PersonaChanges,
+    expected_version: int | None = None,
+    key: domain.IdempotencyKey | None = None,
+) -> domain.Persona:
+    request = {"id": persona_id, "changes": changes.given(), "expected": expected_version}
+    once = domain.once(key, "update", request)
+    return await store.update(principal, persona_id, changes, expected_version, once=once)
+
+
+async def patch_persona(
+    store: PersonaStore,
+    principal: domain.Principal,
+    persona_id: str,
+    patch: object,
+    expected_version: int | None = None,
+    key: domain.IdempotencyKey | None = None,
+) -> domain.Persona:
+    request = {"id": persona_id, "patch": patch, "expected": expected_version}
+    once = domain.once(key, "patch", request)
+    return await store.patch(principal, persona_id, patch, expected_version, once)
+
+
+async def delete_persona(
+    store: PersonaStore,
+    principal: domain.Principal,
+    persona_id: str,
+    expected_version: int | None = None,
+    key: domain.IdempotencyKey | None = None,
+) -> str:
+    once = domain.once(key, "delete", {"id": persona_id, "expected": expected_version})
+    return await store.delete(principal, persona_id, expected_version, once)
+
+
+async def set_metadata(
+    store: PersonaStore,
+    principal: domain.Principal,
+    persona_id: str,
+    stored: str,
+    value: object,
+    expected_version: int | None = None,
+    key: domain.IdempotencyKey | None = None,
+) -> domain.Persona:
+    request = {"id": persona_id, "path": stored, "value": value, "expected": expected_version}
+    once = domain.once(key, "set_metadata", request)
+    return await store.set_metadata(principal, persona_id, stored, value, expected_version, once)
+
+
+async def unset_metadata(
+    store: PersonaStore,
+    principal: domain.Principal,
+    persona_id: str,
+    stored: str,
+    expected_version: int | None = None,
+    key: domain.IdempotencyKey | None = None,
+) -> domain.Persona:
+    request = {"id": persona_id, "path": stored, "expected": expected_version}
+    once = domain.once(key, "unset_metadata", request)
+    return await store.unset_metadata(principal, persona_id, stored, expected_version, once)
+
+
+async def add_tags(
+    store: PersonaStore,
+    principal: domain.Principal,
+    persona_id: str,
+    tags: list[str],
+    expected_version: int | None = None,
+    key: domain.IdempotencyKey | None = None,
+) -> domain.Persona:
+    request = {"id": persona_id, "tags": tags, "expected": expected_version}
+    once = domain.once(key, "add_tags", request)
+    return await store.add_tags(principal, persona_id, tags, expected_version, once)
+
+
+async def remove_tags(
+    store: PersonaStore,
+    principal: domain.Principal,
+    persona_id: str,
+    tags: list[str],
+    expected_version: int | None = None,
+    key: domain.IdempotencyKey | None = None,
+) -> domain.Persona:
+    request = {"id": persona_id, "tags": tags, "expected": expected_version}
+    once = domain.once(key, "remove_tags", request)
+    return await store.remove_tags(principal, persona_id, tags, expected_version, once)
+
+
+async def restore_revision(
+    store: PersonaStore,
+    principal: domain.Principal,
+    persona_id: str,
+    version: int,
+    expected_version: int | None = None,
+    key: domain.IdempotencyKey | None = None,
+) -> domain.Persona:
+    request = {"id": persona_id, "version": version, "expected": expected_version}
+    once = domain.once(key, "restore", request)
+    return await store.restore(principal, persona_id, version, expected_version, once)

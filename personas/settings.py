@@ -79,6 +79,10 @@ class Settings:
     log_level: str = "info"
     db_timeout_ms: int = 5000
     embedded_start_timeout: float = 30.0
+    embedded_sync_on_commit: bool = True
+    embedded_restarts: int = 5
+    embedded_restart_backoff: float = 0.5
+    shutdown_timeout: float = 10.0
     max_body_bytes: int = 1024 * 1024
     auth: str = "auto"
     graphql_max_depth: int = 12
@@ -95,6 +99,10 @@ class Settings:
     webhook_timeout: float = 10.0
     webhook_retry_base: float = 5.0
     webhook_retry_for: float = 86400.0
+    cors_origins: tuple[str, ...] = ()
+    persisted_query_cache_size: int = 1000
+    persisted_queries: Path | None = None
+    persisted_only: bool = False
 
     @property
     def production(self) -> bool:
@@ -132,6 +140,11 @@ class Settings:
             value = getattr(self, field)
             if not holds(value):
                 raise SettingsError(f"{_shown(VARIABLES[field], value)}: {rule}")
+        if self.persisted_only and self.persisted_queries is None:
+            raise SettingsError(
+                "PERSONAS_PERSISTED_ONLY=true needs PERSONAS_PERSISTED_QUERIES: the file of the "
+                "documents it may run"
+            )
         return self
 
 
@@ -144,6 +157,14 @@ def _shown(variable: str, value: object) -> str:
 
 def _valid_db_name(name: str) -> bool:
     return 0 < len(name.encode()) < 64 and not any(char in name for char in '/\\. "$\0')
+
+
+def _valid_origin(origin: str) -> bool:
+    """`*`, or an origin as browsers send it: scheme://host[:port], nothing after."""
+    return origin == "*" or bool(_ORIGIN.fullmatch(origin))
+
+
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[^/?#\s:@\[\]]+)(:[0-9]{1,5})?")
 
 
 def _valid_mongodb_uri(uri: str | None) -> bool:
@@ -168,6 +189,15 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda timeout: math.isfinite(timeout) and timeout > 0,
         "must be a positive number of seconds",
     ),
+    "embedded_restarts": (lambda count: count >= 0, "must be at least 0"),
+    "embedded_restart_backoff": (
+        lambda delay: math.isfinite(delay) and delay >= 0,
+        "must be a number of seconds, at least 0",
+    ),
+    "shutdown_timeout": (
+        lambda bound: math.isfinite(bound) and bound >= 1,
+        "must be a number of seconds, at least 1",
+    ),
     "max_body_bytes": (lambda size: size >= 1, "must be at least 1 byte"),
     "env": (lambda env: env in ENVS, f"must be one of {', '.join(ENVS)}"),
     "auth": (lambda mode: mode in AUTH_MODES, f"must be one of {', '.join(AUTH_MODES)}"),
@@ -175,6 +205,12 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "graphql_max_aliases": (lambda limit: limit >= 0, "must be at least 0"),
     "graphql_max_tokens": (lambda limit: limit >= 1, "must be at least 1"),
     "graphql_cache_size": (lambda size: size >= 1, "must be at least 1"),
+    "cors_origins": (
+        lambda origins: all(_valid_origin(origin) for origin in origins),
+        "must be comma-separated origins like https://app.example.com (scheme, host and "
+        "optional port; no path), or *",
+    ),
+    "persisted_query_cache_size": (lambda size: size >= 1, "must be at least 1"),
     "log_level": (lambda level: level in LOG_LEVELS, f"must be one of {', '.join(LOG_LEVELS)}"),
     "protected_labels": (
         lambda labels: all(re.fullmatch(LABEL_PATTERN, label) for label in labels),
@@ -207,6 +243,10 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PERSONAS_LOG_LEVEL": ("log_level", _parse_choice(*LOG_LEVELS)),
     "PERSONAS_DB_TIMEOUT_MS": ("db_timeout_ms", _parse_int),
     "PERSONAS_EMBEDDED_START_TIMEOUT": ("embedded_start_timeout", _parse_float),
+    "PERSONAS_EMBEDDED_SYNC_ON_COMMIT": ("embedded_sync_on_commit", _parse_bool),
+    "PERSONAS_EMBEDDED_RESTARTS": ("embedded_restarts", _parse_int),
+    "PERSONAS_EMBEDDED_RESTART_BACKOFF": ("embedded_restart_backoff", _parse_float),
+    "PERSONAS_SHUTDOWN_TIMEOUT": ("shutdown_timeout", _parse_float),
     "PERSONAS_MAX_BODY_BYTES": ("max_body_bytes", _parse_int),
     "PERSONAS_AUTH": ("auth", _parse_choice(*AUTH_MODES)),
     "PERSONAS_GRAPHQL_MAX_DEPTH": ("graphql_max_depth", _parse_int),
@@ -223,6 +263,10 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PERSONAS_WEBHOOK_TIMEOUT": ("webhook_timeout", _parse_float),
     "PERSONAS_WEBHOOK_RETRY_BASE": ("webhook_retry_base", _parse_float),
     "PERSONAS_WEBHOOK_RETRY_FOR": ("webhook_retry_for", _parse_float),
+    "PERSONAS_CORS_ORIGINS": ("cors_origins", _parse_list),
+    "PERSONAS_PERSISTED_QUERY_CACHE_SIZE": ("persisted_query_cache_size", _parse_int),
+    "PERSONAS_PERSISTED_QUERIES": ("persisted_queries", _parse_path),
+    "PERSONAS_PERSISTED_ONLY": ("persisted_only", _parse_bool),
 }
 """Every environment variable the service reads, with the setting it fills."""
 

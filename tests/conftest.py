@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +22,9 @@ from starlette.applications import Starlette
 
 from personas.app import create_app
 from personas.auth import generate_key
+from personas.domain import InvalidInput
 from personas.embedded import EmbeddedDatabase
-from personas.settings import Settings
+from personas.settings import ENVIRONMENT, Settings
 from personas.store import PersonaStore
 
 
@@ -27,7 +35,9 @@ def mongodb_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    with EmbeddedDatabase(tmp_path_factory.mktemp("embedded")) as database:
+    # Without sync-on-commit: every test drops its database, which takes seconds with it.
+    # Durability is tested by tests/test_faults.py, on servers with the default settings.
+    with EmbeddedDatabase(tmp_path_factory.mktemp("embedded"), sync_on_commit=False) as database:
         assert database.uri is not None
         yield database.uri
 
@@ -142,11 +152,16 @@ async def problem(
 
 
 def is_running(pid: int) -> bool:
+    """A live process: not gone, and not a zombie waiting for its parent to reap it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
 
 
 def processes_using(data_dir: Path) -> list[int]:
@@ -161,3 +176,109 @@ def processes_using(data_dir: Path) -> list[int]:
             if str(data_dir).encode() in command:
                 found.append(int(entry.name))
     return found
+
+
+def plan_stages(plan: dict[str, Any]) -> list[str]:
+    stages = [plan["stage"]]
+    for child in [plan.get("inputStage"), *plan.get("inputStages", [])]:
+        if child:
+            stages += plan_stages(child)
+    return stages
+
+
+def accepts(check: Callable[[], object]) -> bool:
+    """Whether a rule takes what `check` gives it (it raises InvalidInput when not)."""
+    try:
+        check()
+    except InvalidInput:
+        return False
+    return True
+
+
+def lock_is_free(data_dir: Path) -> bool:
+    with (data_dir / "lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return True
+
+
+PERSONAS = str(Path(sys.executable).with_name("personas"))
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def clean_environment() -> dict[str, str]:
+    """This environment without the service's own variables: the test chooses them."""
+    return {name: value for name, value in os.environ.items() if name not in ENVIRONMENT}
+
+
+def run(*arguments: str, timeout: float = START_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PERSONAS, *arguments],
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    port: int
+    data_dir: Path
+
+    def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.process.communicate()[1]
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("the server did not become ready")
+
+    def database_pid(self) -> int:
+        pid: int = json.loads((self.data_dir / "server.json").read_text())["pid"]
+        return pid
+
+    def stop(self) -> tuple[int, str]:
+        self.process.send_signal(signal.SIGTERM)
+        _, errors = self.process.communicate(timeout=20)
+        return self.process.returncode, errors
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    port = free_port()
+    process = subprocess.Popen(
+        [PERSONAS, "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+        env=clean_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running = Server(process, port, tmp_path)
+    try:
+        running.wait_until_ready()
+        yield running
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()

@@ -1,12 +1,9 @@
-import json
 import logging
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.types import Message
-
-from personas.logs import JsonFormatter
 
 
 async def test_healthz_answers_while_the_process_lives(client: httpx.AsyncClient) -> None:
@@ -51,17 +48,3 @@ async def test_a_caller_leaving_before_its_body_is_not_an_error(
         await app(scope, receive, send)
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert not [message for message in sent if message["type"] == "http.response.start"]
-
-
-async def test_each_request_is_one_structured_access_log_line(
-    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level(logging.INFO, logger="personas.access"):
-        await client.get("/healthz")
-    [record] = [record for record in caplog.records if record.name == "personas.access"]
-    line = json.loads(JsonFormatter().format(record))
-    assert line["method"] == "GET"
-    assert line["path"] == "/healthz"
-    assert line["status"] == 200
-    assert line["duration_ms"] >= 0
-    assert line["level"] == "info"

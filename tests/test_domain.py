@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from personas import domain
 from personas.domain import FilterSpec, InvalidInput, SortField, cursors
+from tests.conftest import accepts
 
 PERSONA = domain.Persona(
     id="a" * 24,
@@ -133,3 +137,56 @@ def test_metadata_assignment_counts_the_path_depth() -> None:
     with pytest.raises(InvalidInput):
         domain.metadata_assignment(deep_path, {"a": {"b": {"c": {"d": {"e": 1}}}}})
     assert domain.metadata_assignment("a.b", 1) == ("metadata.a.b", 1)
+
+
+# Lone surrogates are refused by every rule but cannot be written in a pattern.
+CHARACTERS = st.characters(exclude_categories=["Cs"])
+KEY_TEXT = st.text(st.sampled_from("a$.\x00 ") | CHARACTERS, max_size=300)
+SPACED_TEXT = st.text(st.sampled_from(" \t\u3000\x85\u2028ab") | CHARACTERS, max_size=210)
+
+
+@given(KEY_TEXT)
+@example("a" * domain.KEY_MAX)
+@example("a" * (domain.KEY_MAX + 1))
+@example("")
+@example("a$b")
+def test_the_documented_key_pattern_is_the_key_rule(key: str) -> None:
+    accepted = accepts(lambda: domain.validate_metadata({key: 1}))
+    assert accepted == bool(re.fullmatch(domain.KEY_PATTERN, key))
+
+
+@given(st.lists(KEY_TEXT, min_size=1, max_size=domain.PATH_MAX_SEGMENTS + 2))
+@example(["a"] * domain.PATH_MAX_SEGMENTS)
+@example(["a"] * (domain.PATH_MAX_SEGMENTS + 1))
+def test_the_documented_path_pattern_is_the_path_rule(segments: list[str]) -> None:
+    path = ".".join(segments)
+    accepted = accepts(lambda: domain.validate_path(path, "path"))
+    # One rule the pattern leaves out: a segment of digits other than 0-9.
+    digits = any(part.isdigit() and not part.isascii() for part in path.split("."))
+    assert accepted == (bool(re.fullmatch(domain.PATH_PATTERN, path)) and not digits)
+
+
+@given(SPACED_TEXT)
+@example("a" * domain.NAME_MAX)
+@example(f" {'a' * domain.NAME_MAX}\t")
+@example("a" * (domain.NAME_MAX + 1))
+@example("\u3000")
+def test_the_documented_name_pattern_is_the_name_rule(name: str) -> None:
+    accepted = accepts(lambda: domain.validate_name(name))
+    assert accepted == bool(re.fullmatch(domain.NAME_PATTERN, name))
+
+
+@given(SPACED_TEXT)
+@example("\u2028 \x85")
+def test_the_documented_content_pattern_is_the_content_rule(content: str) -> None:
+    accepted = accepts(lambda: domain.validate_content(content))
+    assert accepted == bool(re.search(domain.CONTENT_PATTERN, content))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["a" * 24, " " + "A1" * 12 + "\n", "a" * 23, "a" * 25, "g" * 24, "a" * 12 + " " + "a" * 12],
+)
+def test_the_documented_id_pattern_is_the_id_rule(raw: str) -> None:
+    accepted = accepts(lambda: domain.parse_id(raw))
+    assert accepted == bool(re.fullmatch(domain.ID_INPUT_PATTERN, raw))

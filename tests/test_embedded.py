@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
+import signal
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,17 +18,7 @@ from pymongo import MongoClient
 
 from personas import embedded
 from personas.embedded import EmbeddedDatabase, EmbeddedDatabaseError
-from tests.conftest import is_running, processes_using
-
-
-def lock_is_free(data_dir: Path) -> bool:
-    with (data_dir / "lock").open("a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        return True
+from tests.conftest import is_running, lock_is_free, processes_using
 
 
 def client(uri: str) -> MongoClient[dict[str, Any]]:
@@ -46,7 +37,7 @@ def test_start_answers_ping_and_records_its_address(running: EmbeddedDatabase) -
     with client(running.uri) as mongo:
         assert mongo.admin.command("ping")["ok"] == 1
     recorded = json.loads(running.address_path.read_text())
-    assert recorded == {"uri": running.uri, "pid": running.pid}
+    assert recorded == {"uri": running.uri, "pid": running.pid, "state": "running"}
     assert running.storage_path.is_dir()
 
 
@@ -144,3 +135,69 @@ def test_an_unusable_data_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(EmbeddedDatabaseError, match=r"cannot use the data directory .*/file/data"):
         database.start()
     assert database.pid is None
+
+
+def command_line(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def test_the_database_syncs_every_commit_unless_told_otherwise(
+    running: EmbeddedDatabase, tmp_path: Path
+) -> None:
+    assert running.pid is not None
+    assert "--sync-on-commit" in command_line(running.pid)
+    with EmbeddedDatabase(tmp_path, sync_on_commit=False) as unsynced:
+        assert unsynced.pid is not None
+        assert "--sync-on-commit" not in command_line(unsynced.pid)
+
+
+ORPHANING_SERVER = """\
+import sys, time
+from pathlib import Path
+from personas.embedded import EmbeddedDatabase
+database = EmbeddedDatabase(Path(sys.argv[1]))
+database.start()
+print(database.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_lock_still_held_by_the_database_of_a_dead_server_is_taken_over(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-c", ORPHANING_SERVER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None
+    orphan = int(server.stdout.readline())
+    try:
+        os.kill(orphan, signal.SIGSTOP)  # frozen, it cannot act on the SIGTERM its parent's
+        server.kill()  # death sends it: it keeps the data directory locked
+        server.wait()
+        assert is_running(orphan)
+        assert not lock_is_free(tmp_path)
+
+        with (
+            caplog.at_level(logging.WARNING, logger="personas.embedded"),
+            EmbeddedDatabase(tmp_path, stop_grace=1) as taken,
+        ):
+            assert taken.uri is not None
+            with client(taken.uri) as mongo:
+                assert mongo.admin.command("ping")["ok"] == 1
+
+        assert f"still locked by its database (pid {orphan})" in caplog.text
+        assert f"server (pid {server.pid}) is gone" in caplog.text
+        assert not is_running(orphan)
+    finally:
+        if is_running(orphan):
+            os.kill(orphan, signal.SIGKILL)
+
+
+def test_a_lock_left_by_a_server_that_did_not_stop_cleanly_is_noted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "lock").write_text("999999999")
+    with caplog.at_level(logging.WARNING, logger="personas.embedded"), EmbeddedDatabase(tmp_path):
+        pass
+    assert "(pid 999999999) did not stop cleanly" in caplog.text
+    assert (tmp_path / "lock").read_text() == ""  # a clean stop leaves nothing to take over

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from personas import domain, services
 from personas.domain import ANONYMOUS, FilterSpec, Operator, SortField
 from personas.store import PersonaStore
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, plan_stages
 from tests.reference import matches, ordered
 
 SCALARS: list[Any] = [0, 1, 2, -1, 1.5, 2.0, "x", "y", "xy", "X", "", True, False, None]
@@ -359,14 +359,6 @@ async def test_metadata_values_count_per_tag(gql: GraphQLClient, store: PersonaS
 
 
 # -- indexes ------------------------------------------------------------------------
-
-
-def plan_stages(plan: dict[str, Any]) -> list[str]:
-    stages = [plan["stage"]]
-    for child in [plan.get("inputStage"), *plan.get("inputStages", [])]:
-        if child:
-            stages += plan_stages(child)
-    return stages
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,12 @@ import jsonpatch
 import pytest
 from starlette.applications import Starlette
 
+from personas import domain
 from personas.app import create_app
+from personas.domain import ANONYMOUS, FilterSpec, Operator
 from personas.settings import Settings
-from tests.conftest import GraphQLClient, issue_key, keyed_client
+from personas.store import PersonaStore
+from tests.conftest import GraphQLClient, issue_key, keyed_client, plan_stages
 
 CREATE = """
 mutation($input: CreatePersonaInput!) { createPersona(input: $input) { id version } }
@@ -347,3 +350,30 @@ async def test_other_tenants_see_no_labels(secured: Starlette) -> None:
     assert error["extensions"]["code"] == "NOT_FOUND"
     history = await other.data(HISTORY, {"id": persona_id})
     assert history["personaLabelHistory"]["nodes"] == []
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        FilterSpec("tags", "prod"),
+        FilterSpec("tags", ["prod", "rare"], Operator.IN),
+        FilterSpec("status", "approved"),
+    ],
+)
+async def test_a_release_listing_reads_only_labelled_versions_through_an_index(
+    store: PersonaStore, spec: FilterSpec
+) -> None:
+    for index in range(120):
+        metadata = {"tags": ["prod"] if index % 4 == 0 else ["dev"], "status": "approved"}
+        created = await store.create(ANONYMOUS, domain.new_persona(f"p{index}", "c", metadata))
+        for _ in range(2):
+            await store.update(ANONYMOUS, created.id, domain.persona_changes(content="edited"))
+        if index % 3 == 0:
+            await store.labels.set(ANONYMOUS, created.id, "production", 1)
+    query = domain.persona_query(all_of=[spec])
+    explained = await store.labels.explain_releases(ANONYMOUS, "production", query)
+    assert "IXSCAN" in plan_stages(explained["queryPlanner"]["winningPlan"])
+    stats = explained["executionStats"]
+    assert stats["nReturned"] > 0
+    assert stats["totalDocsExamined"] <= 2 * stats["nReturned"] + 2, stats
+    assert stats["nReturned"] == await store.labels.count_releases(ANONYMOUS, "production", query)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,7 @@ from starlette.applications import Starlette
 from personas import domain
 from personas.rest import handlers as rest
 from personas.store import PersonaStore
-from tests.conftest import GraphQLClient, issue_key, keyed_client, problem
+from tests.conftest import GraphQLClient, accepts, issue_key, keyed_client, problem
 
 PERSONAS = "/v1/personas"
 MERGE_PATCH = {"content-type": "application/merge-patch+json"}
@@ -103,9 +104,8 @@ async def test_every_persona_response_carries_its_version_as_a_strong_etag(
     assert etag(await client.get(url)) == '"3"'
 
 
-async def test_lists_deletions_and_errors_carry_no_etag(client: httpx.AsyncClient) -> None:
+async def test_deletions_and_errors_carry_no_etag(client: httpx.AsyncClient) -> None:
     persona = await create(client)
-    assert "etag" not in (await client.get(PERSONAS)).headers
     assert "etag" not in (await client.get(f"{PERSONAS}/{'0' * 24}")).headers
     deleted = await client.delete(f"{PERSONAS}/{persona['id']}")
     assert deleted.status_code == 204
@@ -150,6 +150,31 @@ def test_if_match_refuses_lists_weak_tags_and_garbage(raw: list[str]) -> None:
     with pytest.raises(domain.InvalidInput) as caught:
         rest.if_match(raw)
     assert caught.value.field == "If-Match"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "*",
+        '"1"',
+        '"42"',
+        '"999999999999999999"',
+        '"1000000000000000000"',
+        '"0"',
+        '"01"',
+        "1",
+        'W/"1"',
+        '"1", "2"',
+        '*, "1"',
+        "**",
+        '"abc"',
+        '"1',
+        "",
+    ],
+)
+def test_the_documented_if_match_pattern_is_the_rule(raw: str) -> None:
+    accepted = accepts(lambda: rest.if_match([raw]))
+    assert accepted == bool(re.fullmatch(rest.IF_MATCH_PATTERN, raw))
 
 
 async def write(
@@ -499,7 +524,7 @@ async def test_a_revision_is_the_persona_as_that_change_left_it(
         revision = response.json()
         assert as_revision(revision) == as_revision(step)
         assert revision == next(item for item in listed if item["version"] == step["version"])
-        assert "etag" not in response.headers
+        assert response.headers["etag"] == f'"{step["version"]}"'
 
 
 async def test_revisions_default_to_pages_of_20(client: httpx.AsyncClient) -> None:

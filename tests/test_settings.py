@@ -19,6 +19,8 @@ def test_defaults_serve_locally_on_the_embedded_database() -> None:
     assert settings.db_name == "personas"
     assert settings.graphiql is True
     assert settings.production is False
+    assert settings.embedded_sync_on_commit is True
+    assert settings.shutdown_timeout == 10.0
 
 
 PARSED: list[tuple[str, str, str, Any]] = [
@@ -39,6 +41,10 @@ PARSED: list[tuple[str, str, str, Any]] = [
     ("PERSONAS_LOG_LEVEL", "WARNING", "log_level", "warning"),
     ("PERSONAS_DB_TIMEOUT_MS", "250", "db_timeout_ms", 250),
     ("PERSONAS_EMBEDDED_START_TIMEOUT", "2.5", "embedded_start_timeout", 2.5),
+    ("PERSONAS_EMBEDDED_SYNC_ON_COMMIT", "off", "embedded_sync_on_commit", False),
+    ("PERSONAS_EMBEDDED_RESTARTS", "0", "embedded_restarts", 0),
+    ("PERSONAS_EMBEDDED_RESTART_BACKOFF", "0.25", "embedded_restart_backoff", 0.25),
+    ("PERSONAS_SHUTDOWN_TIMEOUT", "4", "shutdown_timeout", 4.0),
     ("PERSONAS_MAX_BODY_BYTES", "2048", "max_body_bytes", 2048),
     ("PERSONAS_AUTH", "Required", "auth", "required"),
     ("PERSONAS_GRAPHQL_MAX_DEPTH", "8", "graphql_max_depth", 8),
@@ -52,6 +58,15 @@ PARSED: list[tuple[str, str, str, Any]] = [
         ("production", "prod-eu"),
     ),
     ("PERSONAS_APPROVAL", "Two-Person", "approval", "two-person"),
+    (
+        "PERSONAS_CORS_ORIGINS",
+        "http://localhost:3000, https://app.example.com,http://[::1]:8080",
+        "cors_origins",
+        ("http://localhost:3000", "https://app.example.com", "http://[::1]:8080"),
+    ),
+    ("PERSONAS_PERSISTED_QUERY_CACHE_SIZE", "10", "persisted_query_cache_size", 10),
+    ("PERSONAS_PERSISTED_QUERIES", "queries.json", "persisted_queries", Path("queries.json")),
+    ("PERSONAS_PERSISTED_ONLY", "no", "persisted_only", False),
 ]
 
 
@@ -110,8 +125,18 @@ def test_the_process_environment_is_read_by_default(monkeypatch: pytest.MonkeyPa
         ("PERSONAS_EMBEDDED_START_TIMEOUT", "0", "positive"),
         ("PERSONAS_EMBEDDED_START_TIMEOUT", "nan", "positive"),
         ("PERSONAS_EMBEDDED_START_TIMEOUT", "inf", "positive"),
+        ("PERSONAS_EMBEDDED_RESTARTS", "-1", "at least 0"),
+        ("PERSONAS_EMBEDDED_RESTART_BACKOFF", "-1", "at least 0"),
+        ("PERSONAS_EMBEDDED_RESTART_BACKOFF", "inf", "at least 0"),
+        ("PERSONAS_SHUTDOWN_TIMEOUT", "0.5", "at least 1"),
+        ("PERSONAS_SHUTDOWN_TIMEOUT", "nan", "at least 1"),
         ("PERSONAS_MAX_BODY_BYTES", "-5", "at least 1"),
         ("MONGODB_URI", "localhost:27017", "mongodb://"),
+        ("PERSONAS_CORS_ORIGINS", "https://app.example.com/", "no path"),
+        ("PERSONAS_CORS_ORIGINS", "app.example.com", "no path"),
+        ("PERSONAS_CORS_ORIGINS", "null", "no path"),
+        ("PERSONAS_PERSISTED_QUERY_CACHE_SIZE", "0", "at least 1"),
+        ("PERSONAS_PERSISTED_ONLY", "true", "needs PERSONAS_PERSISTED_QUERIES"),
     ],
 )
 def test_a_bad_value_is_an_error_naming_the_variable(variable: str, raw: str, rule: str) -> None:

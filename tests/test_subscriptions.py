@@ -21,7 +21,7 @@ from personas.notifications.hub import EventHub
 from personas.settings import Settings
 from personas.store import PersonaStore
 from tests.conftest import GraphQLClient, issue_key
-from tests.live import PROTOCOL, Subscriber, serving, until
+from tests.realtime import PROTOCOL, Subscriber, serving, until
 
 EVENTS = """
 subscription($filter: [MetadataFilter!], $types: [PersonaEventType!], $label: String,

@@ -29,7 +29,7 @@ from personas.notifications import egress, services, signing
 from personas.settings import Settings
 from personas.store import PersonaStore
 from tests.conftest import GraphQLClient, issue_key, keyed_client, problem
-from tests.live import Receiver, serving, until
+from tests.realtime import Receiver, serving, until
 
 CREATE = """
 mutation($url: String!, $types: [PersonaEventType!], $filter: [MetadataFilter!],

@@ -23,6 +23,23 @@ PREFIX: Final = "metadata."
 TAGS: Final = PREFIX + "tags"
 
 
+def segment_pattern(excluded: str = "") -> str:
+    """A metadata key or path segment as a regex: 1 to KEY_MAX characters, not starting with
+    '$', without '.', NUL or any character of `excluded` (a regex class body)."""
+    return rf"[^$.{excluded}\x00][^.{excluded}\x00]{{0,{KEY_MAX - 1}}}"
+
+
+def path_pattern(segment: str) -> str:
+    """A path of 1 to PATH_MAX_SEGMENTS `segment`s joined by '.'."""
+    return rf"{segment}(?:\.{segment}){{0,{PATH_MAX_SEGMENTS - 1}}}"
+
+
+KEY_PATTERN: Final = segment_pattern()
+"""A metadata key, as `validate_metadata` takes it."""
+PATH_PATTERN: Final = path_pattern(KEY_PATTERN)
+"""A path inside metadata, as `validate_path` takes it (`deployment.environment`)."""
+
+
 def validate_metadata(value: object, field: str = "metadata") -> dict[str, Any] | None:
     """Metadata: a JSON object (or null) within the published limits."""
     if value is None:
@@ -138,11 +155,12 @@ def validate_tags(tags: Sequence[object], field: str = "tags") -> list[str]:
     return list(dict.fromkeys(tag for tag in tags if isinstance(tag, str)))
 
 
-def tags_of(metadata: dict[str, Any] | None) -> list[str]:
-    """`metadata.tags` as a list of strings: [] when absent; other values are left out."""
-    tags = (metadata or {}).get("tags")
+def tags_of(metadata: object) -> list[str]:
+    """`Persona.tags`: the tags a `{path: "tags", value: "<tag>"}` filter finds the persona
+    by — the strings of a `tags` list (in order, each once), a lone string, else none."""
+    tags = metadata.get("tags") if isinstance(metadata, dict) else None
     if isinstance(tags, str):
         return [tags]
     if not isinstance(tags, list):
         return []
-    return [tag for tag in tags if isinstance(tag, str)]
+    return list(dict.fromkeys(tag for tag in tags if isinstance(tag, str)))

@@ -20,6 +20,27 @@ VERSION_MAX: Final = 10**18 - 1
 VERSION_PATTERN: Final = r"[1-9][0-9]{0,17}"
 """A version written as text (REST paths, entity tags): 1 to VERSION_MAX, 18 digits at most."""
 ID_PATTERN: Final = r"[0-9a-f]{24}"
+"""A persona id as stored and sent: 24 lowercase hexadecimal characters."""
+SPACE: Final = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+r"""The characters str.strip() removes, as the body of a regex class (engines disagree on `\s`)."""
+
+
+def padded_pattern(inner: str) -> str:
+    """`inner` with any whitespace around it: what str.strip() turns into `inner`."""
+    return rf"[{SPACE}]*{inner}[{SPACE}]*"
+
+
+def trimmed_pattern(longest: int) -> str:
+    """1 to `longest` characters, neither the first nor the last being whitespace."""
+    return rf"[^{SPACE}](?:[\s\S]{{0,{longest - 2}}}[^{SPACE}])?"
+
+
+NAME_PATTERN: Final = padded_pattern(trimmed_pattern(NAME_MAX))
+"""A name as given: 1 to NAME_MAX characters once trimmed."""
+CONTENT_PATTERN: Final = f"[^{SPACE}]"
+"""Content as given: not blank (found anywhere in it)."""
+ID_INPUT_PATTERN: Final = padded_pattern("[0-9a-fA-F]{24}")
+"""A persona id as `parse_id` takes it: any case, surrounding whitespace ignored."""
 FIELDS: Final = ("name", "content", "metadata")
 """What a persona's caller may give: in a new persona, a change or a merge patch."""
 
@@ -155,6 +176,11 @@ def now() -> datetime:
     """The current time in UTC, at the millisecond precision MongoDB stores."""
     moment = datetime.now(UTC)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def iso_timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC, to the millisecond MongoDB keeps: 2025-01-15T14:30:00.000Z."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 _OBJECT_ID = re.compile(ID_PATTERN)

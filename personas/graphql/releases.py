@@ -8,7 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from personas import domain, services
-from personas.graphql.resolvers import QUERY_FIELDS, Filters, specs
+from personas.graphql.resolvers import Filters, IdempotencyKey, given_key, listing_query
 from personas.graphql.types import (
     Context,
     PersonaDiff,
@@ -46,13 +46,7 @@ class ReleaseQuery:
         after: str | None = None,
     ) -> PersonaRevisionConnection:
         context = info.context
-        query = domain.persona_query(
-            all_of=specs(metadata_filter),
-            any_of=specs(metadata_filter_any),
-            search=search,
-            order=[item.to_domain(index) for index, item in enumerate(order_by or ())],
-            fields=QUERY_FIELDS,
-        )
+        query = listing_query(metadata_filter, metadata_filter_any, search, order_by)
         page = await services.list_releases(
             context.store, context.principal, label, query, first, after
         )
@@ -106,20 +100,37 @@ class ReleaseMutation:
         label: str,
         version: int,
         from_version: FromVersion = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> PersonaLabel:
         context = info.context
         found = await services.set_label(
-            context.store, context.principal, domain.parse_id(id), label, version, from_version
+            context.store,
+            context.principal,
+            domain.parse_id(id),
+            label,
+            version,
+            from_version,
+            key=given_key(idempotency_key),
         )
         return PersonaLabel.from_domain(found)
 
     @strawberry.mutation(description="Take a label off a persona.")
     async def remove_persona_label(
-        self, info: ContextInfo, id: strawberry.ID, label: str, from_version: FromVersion = None
+        self,
+        info: ContextInfo,
+        id: strawberry.ID,
+        label: str,
+        from_version: FromVersion = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> strawberry.ID:
         context = info.context
         persona_id = domain.parse_id(id)
         await services.remove_label(
-            context.store, context.principal, persona_id, label, from_version
+            context.store,
+            context.principal,
+            persona_id,
+            label,
+            from_version,
+            key=given_key(idempotency_key),
         )
         return strawberry.ID(persona_id)

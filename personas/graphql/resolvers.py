@@ -36,6 +36,22 @@ def specs(filters: Filters) -> list[domain.FilterSpec]:
     return [item.to_domain() for item in filters or ()]
 
 
+def listing_query(
+    metadata_filter: Filters,
+    metadata_filter_any: Filters,
+    search: str | None,
+    order_by: list[PersonaOrder] | None,
+) -> domain.PersonaQuery:
+    """The validated query of a listing's arguments (personas and releases alike)."""
+    return domain.persona_query(
+        all_of=specs(metadata_filter),
+        any_of=specs(metadata_filter_any),
+        search=search,
+        order=[item.to_domain(index) for index, item in enumerate(order_by or ())],
+        fields=QUERY_FIELDS,
+    )
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="The persona with this id, or null when there is none.")
@@ -63,13 +79,7 @@ class Query:
         after: str | None = None,
     ) -> PersonaConnection:
         context = info.context
-        query = domain.persona_query(
-            all_of=specs(metadata_filter),
-            any_of=specs(metadata_filter_any),
-            search=search,
-            order=[item.to_domain(index) for index, item in enumerate(order_by or ())],
-            fields=QUERY_FIELDS,
-        )
+        query = listing_query(metadata_filter, metadata_filter_any, search, order_by)
         page = await services.list_personas(context.store, context.principal, query, first, after)
         return PersonaConnection.from_page(
             page, lambda: context.store.count(context.principal, query)
@@ -130,12 +140,32 @@ def _expected(version: int | None) -> int | None:
     return domain.expected_version(version, "expectedVersion")
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    strawberry.argument(
+        description=(
+            "Makes a retry safe: the same key with the same arguments answers what the first "
+            "call answered and writes nothing again; with other arguments it is refused "
+            "(BAD_USER_INPUT). Keys are kept 24 hours, per tenant."
+        )
+    ),
+]
+
+
+def given_key(raw: str | None) -> domain.IdempotencyKey | None:
+    return domain.idempotency_key(raw, "idempotencyKey")
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation
-    async def create_persona(self, info: ContextInfo, input: CreatePersonaInput) -> Persona:
+    async def create_persona(
+        self, info: ContextInfo, input: CreatePersonaInput, idempotency_key: IdempotencyKey = None
+    ) -> Persona:
         context = info.context
-        created = await context.store.create(context.principal, input.to_domain())
+        created = await services.create_persona(
+            context.store, context.principal, input.to_domain(), given_key(idempotency_key)
+        )
         return Persona.from_domain(created)
 
     @strawberry.mutation
@@ -145,22 +175,36 @@ class Mutation:
         id: strawberry.ID,
         input: UpdatePersonaInput,
         expected_version: ExpectedVersion = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Persona:
         context = info.context
         persona_id = domain.parse_id(id)
         changes = input.to_domain()
-        updated = await context.store.update(
-            context.principal, persona_id, changes, _expected(expected_version)
+        updated = await services.update_persona(
+            context.store,
+            context.principal,
+            persona_id,
+            changes,
+            _expected(expected_version),
+            given_key(idempotency_key),
         )
         return Persona.from_domain(updated)
 
     @strawberry.mutation
     async def delete_persona(
-        self, info: ContextInfo, id: strawberry.ID, expected_version: ExpectedVersion = None
+        self,
+        info: ContextInfo,
+        id: strawberry.ID,
+        expected_version: ExpectedVersion = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> strawberry.ID:
         context = info.context
-        deleted = await context.store.delete(
-            context.principal, domain.parse_id(id), _expected(expected_version)
+        deleted = await services.delete_persona(
+            context.store,
+            context.principal,
+            domain.parse_id(id),
+            _expected(expected_version),
+            given_key(idempotency_key),
         )
         return strawberry.ID(deleted)
 
@@ -172,12 +216,19 @@ class Mutation:
         path: str,
         value: JSON,
         expected_version: ExpectedVersion = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Persona:
         context = info.context
         persona_id = domain.parse_id(id)
         stored, checked = domain.metadata_assignment(path, value)
-        changed = await context.store.set_metadata(
-            context.principal, persona_id, stored, checked, _expected(expected_version)
+        changed = await services.set_metadata(
+            context.store,
+            context.principal,
+            persona_id,
+            stored,
+            checked,
+            _expected(expected_version),
+            given_key(idempotency_key),
         )
         return Persona.from_domain(changed)
 
@@ -188,12 +239,18 @@ class Mutation:
         id: strawberry.ID,
         path: str,
         expected_version: ExpectedVersion = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Persona:
         context = info.context
         persona_id = domain.parse_id(id)
         stored = domain.validate_path(path, "path")
-        changed = await context.store.unset_metadata(
-            context.principal, persona_id, stored, _expected(expected_version)
+        changed = await services.unset_metadata(
+            context.store,
+            context.principal,
+            persona_id,
+            stored,
+            _expected(expected_version),
+            given_key(idempotency_key),
         )
         return Persona.from_domain(changed)
 
@@ -204,11 +261,17 @@ class Mutation:
         id: strawberry.ID,
         tags: list[str],
         expected_version: ExpectedVersion = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Persona:
         context = info.context
         persona_id = domain.parse_id(id)
-        changed = await context.store.add_tags(
-            context.principal, persona_id, domain.validate_tags(tags), _expected(expected_version)
+        changed = await services.add_tags(
+            context.store,
+            context.principal,
+            persona_id,
+            domain.validate_tags(tags),
+            _expected(expected_version),
+            given_key(idempotency_key),
         )
         return Persona.from_domain(changed)
 
@@ -219,11 +282,17 @@ class Mutation:
         id: strawberry.ID,
         tags: list[str],
         expected_version: ExpectedVersion = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Persona:
         context = info.context
         persona_id = domain.parse_id(id)
-        changed = await context.store.remove_tags(
-            context.principal, persona_id, domain.validate_tags(tags), _expected(expected_version)
+        changed = await services.remove_tags(
+            context.store,
+            context.principal,
+            persona_id,
+            domain.validate_tags(tags),
+            _expected(expected_version),
+            given_key(idempotency_key),
         )
         return Persona.from_domain(changed)
 
@@ -234,10 +303,16 @@ class Mutation:
         id: strawberry.ID,
         version: int,
         expected_version: ExpectedVersion = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Persona:
         context = info.context
         persona_id = domain.parse_id(id)
-        restored = await context.store.restore(
-            context.principal, persona_id, version, _expected(expected_version)
+        restored = await services.restore_revision(
+            context.store,
+            context.principal,
+            persona_id,
+            version,
+            _expected(expected_version),
+            given_key(idempotency_key),
         )
         return Persona.from_domain(restored)

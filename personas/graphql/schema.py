@@ -31,6 +31,7 @@ from personas.graphql.notifications import (
     Subscription,
     SubscriptionsOverWebSocket,
 )
+from personas.graphql.operations import OperationNameRequired
 from personas.graphql.releases import ReleaseMutation, ReleaseQuery
 from personas.graphql.resolvers import Mutation, Query
 from personas.settings import Settings
@@ -53,6 +54,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=settings.graphql_cache_size),
         SubscriptionsOverWebSocket,
+        OperationNameRequired,
     ]
     if settings.production:
         extensions.append(DisableIntrospection)
@@ -76,7 +78,7 @@ def present_error(error: GraphQLError) -> GraphQLError:
             extensions["currentVersion"] = original.current_version
         message = original.message
     elif isinstance(original, GraphQLError):
-        return original
+        return error if _is_coercion(error) else original
     else:
         extensions = {"code": "INTERNAL_SERVER_ERROR"}
         message = "Unexpected error."
@@ -93,16 +95,28 @@ def present_error(error: GraphQLError) -> GraphQLError:
 def add_code(error: GraphQLError) -> None:
     """A document refused before it ran gets the code clients switch on (in place: the
     validation cache hands out the same error objects again)."""
-    if error.original_error is not None or error.path is not None:
+    if error.path is not None or (error.extensions or {}).get("code"):
         return
-    if (error.extensions or {}).get("code"):
+    if _is_coercion(error):
+        code = "BAD_USER_INPUT"
+    elif error.original_error is not None:
         return
-    code = (
-        "GRAPHQL_PARSE_FAILED"
-        if error.message.startswith("Syntax Error")
-        else "GRAPHQL_VALIDATION_FAILED"
-    )
+    elif error.message.startswith("Syntax Error"):
+        code = "GRAPHQL_PARSE_FAILED"
+    else:
+        code = "GRAPHQL_VALIDATION_FAILED"
     error.extensions = {**(error.extensions or {}), "code": code}
+
+
+_COERCION = re.compile(
+    r"Variable '\$[^']+' (has invalid (default )?value|got invalid value "
+    r"|of required type .* was not provided\.|of non-null type .* must not be null\.)"
+)
+
+
+def _is_coercion(error: GraphQLError) -> bool:
+    """A variable's value refused before the operation ran (graphql-core's messages)."""
+    return error.path is None and bool(_COERCION.match(error.message))
 
 
 class PersonaSchema(strawberry.Schema):

@@ -90,9 +90,13 @@ class Persona:
     labels: list[PersonaLabel] = strawberry.field(
         description="The labels (releases) set on this persona, sorted by name."
     )
-    tags: list[str] = strawberry.field(
-        description="metadata.tags as a list of strings: [] when absent."
+
+    @strawberry.field(
+        description="metadata.tags as strings: those of a tags list (each once, in order), "
+        "or a lone string; [] otherwise."
     )
+    def tags(self) -> list[str]:
+        return domain.tags_of(self.metadata)
 
     @strawberry.field(description="Every version this persona had, newest first.")
     async def revisions(
@@ -114,7 +118,6 @@ class Persona:
             created_at=persona.created_at,
             updated_at=persona.updated_at,
             labels=[PersonaLabel.from_domain(label) for label in persona.labels],
-            tags=domain.tags_of(persona.metadata),
         )
 
 

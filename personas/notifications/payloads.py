@@ -7,8 +7,10 @@ from typing import TypedDict
 
 import orjson
 
+from personas.domain import iso_timestamp as timestamp
 from personas.domain.events import Event
-from personas.rest.wire import RevisionJson, revision_json, timestamp
+from personas.rest.wire import Revision as RevisionJson
+from personas.rest.wire import revision_json
 
 
 class LabelJson(TypedDict):

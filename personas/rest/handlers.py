@@ -3,17 +3,17 @@ the typed wire shapes. Errors are raised as domain errors; `problems` shows them
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from personas import domain, services
+from personas import bodies, domain, services
 from personas.domain import InvalidInput
 from personas.middleware import media_type
 from personas.rest import querystring, wire
@@ -21,13 +21,17 @@ from personas.rest.problems import PreconditionFailed
 from personas.store import PersonaStore
 
 T = TypeVar("T")
+Item = TypeVar("Item", covariant=True)
 
 PREFIX: Final = "/v1"
 MERGE_PATCH: Final = "application/merge-patch+json"
 """The one media type PATCH takes: a JSON merge patch (RFC 7396)."""
+IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 ENTITY_TAG_PATTERN: Final = f'"({domain.VERSION_PATTERN})"'
 """A persona's strong entity tag: its version in quotes."""
 _ENTITY_TAG = re.compile(ENTITY_TAG_PATTERN)
+IF_MATCH_PATTERN: Final = rf"\*|{ENTITY_TAG_PATTERN}"
+"""What If-Match takes: * or one strong entity tag (surrounding whitespace aside)."""
 
 
 class JSONResponse(Response):
@@ -56,18 +60,48 @@ def persona_response(
     )
 
 
+def none_match(values: Sequence[str], tag: str) -> bool:
+    """Whether If-None-Match names `tag` (or `*`): compared weakly, as RFC 9110 says."""
+    given = [item.strip().removeprefix("W/") for value in values for item in value.split(",")]
+    return "*" in given or tag.removeprefix("W/") in given
+
+
+class Listed(Protocol[Item]):
+    """A page of any listing."""
+
+    @property
+    def items(self) -> Sequence[Item]: ...
+
+    @property
+    def has_next(self) -> bool: ...
+
+    @property
+    def end_cursor(self) -> str | None: ...
+
+
+def listing(page: Listed[Item], shown: Callable[[Item], Any]) -> Any:
+    """A page as REST lists it: `{"data": [...], "next_cursor": ...}` (null on the last)."""
+    return {
+        "data": [shown(item) for item in page.items],
+        "next_cursor": page.end_cursor if page.has_next else None,
+    }
+
+
+def read_response(request: Request, content: Any, tag: str | None = None) -> Response:
+    """A GET answer with an ETag (`tag`, or a digest of the body), or 304 with no body when
+    If-None-Match already holds it: polling costs a header."""
+    body = orjson.dumps(content)
+    tag = tag or f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+    headers = {"ETag": tag}
+    if none_match(request.headers.getlist("if-none-match"), tag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=JSONResponse.media_type, headers=headers)
+
+
 async def json_body(request: Request) -> object:
-    """The request body: any JSON value, read strictly (the middleware has already refused
-    other media types)."""
-    raw = await request.body()
-    try:
-        orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise InvalidInput("body", f"not valid JSON ({error})") from None
-    # orjson checked the text strictly (UTF-8, no NaN, no lone surrogates) but reads integers
-    # beyond 64 bits as floats; json keeps them exact, so the domain refuses them as in GraphQL.
-    body: object = json.loads(raw)
-    return body
+    """The request body: any JSON value, read by the one bounded parser (the middleware has
+    already refused other media types)."""
+    return bodies.parse_json(await request.body())
 
 
 async def json_object(request: Request) -> dict[str, Any]:
@@ -104,6 +138,20 @@ def if_match(values: Sequence[str]) -> int | None:
     return domain.parse_version(match[1], "If-Match")
 
 
+def idempotency_key(request: Request) -> domain.IdempotencyKey | None:
+    """The Idempotency-Key header, if sent: one key, bare or as a quoted string (the form
+    of the IETF draft, `"<key>"`)."""
+    values = request.headers.getlist(IDEMPOTENCY_KEY)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidInput(IDEMPOTENCY_KEY, "send one key, in one header")
+    raw = values[0].strip()
+    if len(raw) > 2 and raw[0] == raw[-1] == '"':
+        raw = raw[1:-1]
+    return domain.idempotency_key(raw, IDEMPOTENCY_KEY)
+
+
 async def conditional(request: Request, write: Callable[[int | None], Awaitable[T]]) -> T:
     """`write` given the version If-Match requires; a persona at another version is 412."""
     expected = if_match(request.headers.getlist("if-match"))
@@ -115,27 +163,28 @@ async def conditional(request: Request, write: Callable[[int | None], Awaitable[
         raise PreconditionFailed(conflict.message, conflict.current_version) from None
 
 
-def _store(request: Request) -> PersonaStore:
+def store_of(request: Request) -> PersonaStore:
     store: PersonaStore = request.app.state.store
     return store
 
 
-def _principal(request: Request) -> domain.Principal:
+def principal_of(request: Request) -> domain.Principal:
     principal: domain.Principal = getattr(request.state, "principal", domain.NOBODY)
     return principal
 
 
-def _persona_id(request: Request) -> str:
+def persona_id_of(request: Request) -> str:
     return domain.parse_id(request.path_params["id"])
 
 
 async def create_persona(request: Request) -> Response:
+    key = idempotency_key(request)
     body = await json_object(request)
     for field in ("name", "content"):
         if field not in body:
             raise InvalidInput(field, "is required")
     new = domain.new_persona(body["name"], body["content"], body.get("metadata"))
-    created = await _store(request).create(_principal(request), new)
+    created = await services.create_persona(store_of(request), principal_of(request), new, key)
     return persona_response(created, 201, {"Location": location(created.id)})
 
 
@@ -146,38 +195,44 @@ async def list_personas(request: Request) -> Response:
     query = querystring.persona_query(specs, plain.get("q"), plain.get("sort"))
     limit = querystring.integer(plain.get("limit"), "limit")
     page = await services.list_personas(
-        _store(request), _principal(request), query, limit, plain.get("cursor"), "limit", "cursor"
+        store_of(request),
+        principal_of(request),
+        query,
+        limit,
+        plain.get("cursor"),
+        "limit",
+        "cursor",
     )
-    listed: wire.PersonaList = {
-        "data": [wire.persona_json(item) for item in page.items],
-        "next_cursor": page.end_cursor if page.has_next else None,
-    }
-    return JSONResponse(listed)
+    return read_response(request, listing(page, wire.persona_json))
 
 
 async def get_persona(request: Request) -> Response:
-    persona_id = _persona_id(request)
-    found = await _store(request).get(_principal(request), persona_id)
+    persona_id = persona_id_of(request)
+    found = await store_of(request).get(principal_of(request), persona_id)
     if found is None:
         raise domain.NotFound(f"persona {persona_id} not found")
-    return persona_response(found)
+    return read_response(request, wire.persona_json(found), entity_tag(found.version))
 
 
 async def update_persona(request: Request) -> Response:
-    persona_id = _persona_id(request)
+    persona_id = persona_id_of(request)
+    key = idempotency_key(request)
     body = await json_object(request)
     changes = domain.persona_changes(
         **{field: body.get(field, domain.UNSET) for field in domain.FIELDS}
     )
-    store, principal = _store(request), _principal(request)
+    store, principal = store_of(request), principal_of(request)
     updated = await conditional(
-        request, lambda expected: store.update(principal, persona_id, changes, expected)
+        request,
+        lambda expected: services.update_persona(
+            store, principal, persona_id, changes, expected, key
+        ),
     )
     return persona_response(updated)
 
 
 async def patch_persona(request: Request) -> Response:
-    persona_id = _persona_id(request)
+    persona_id = persona_id_of(request)
     given = media_type(request.headers.get("content-type", ""))
     if given != MERGE_PATCH:
         raise HTTPException(
@@ -185,48 +240,52 @@ async def patch_persona(request: Request) -> Response:
             f"send a PATCH body as {MERGE_PATCH} (RFC 7396), not {given or 'nothing'}",
             {"Accept-Patch": MERGE_PATCH},
         )
+    key = idempotency_key(request)
     patch = await json_body(request)
-    store, principal = _store(request), _principal(request)
+    store, principal = store_of(request), principal_of(request)
     patched = await conditional(
-        request, lambda expected: store.patch(principal, persona_id, patch, expected)
+        request,
+        lambda expected: services.patch_persona(store, principal, persona_id, patch, expected, key),
     )
     return persona_response(patched)
 
 
 async def delete_persona(request: Request) -> Response:
-    persona_id = _persona_id(request)
-    store, principal = _store(request), _principal(request)
-    await conditional(request, lambda expected: store.delete(principal, persona_id, expected))
+    persona_id = persona_id_of(request)
+    key = idempotency_key(request)
+    store, principal = store_of(request), principal_of(request)
+    await conditional(
+        request,
+        lambda expected: services.delete_persona(store, principal, persona_id, expected, key),
+    )
     return Response(status_code=204)
 
 
 async def list_revisions(request: Request) -> Response:
-    persona_id = _persona_id(request)
+    persona_id = persona_id_of(request)
     plain = querystring.plain_parameters(request.query_params.multi_items(), ("limit", "cursor"))
     limit = querystring.integer(plain.get("limit"), "limit")
     page = await services.list_revisions(
-        _store(request),
-        _principal(request),
+        store_of(request),
+        principal_of(request),
         persona_id,
         limit,
         plain.get("cursor"),
         "limit",
         "cursor",
     )
-    listed: wire.RevisionList = {
-        "data": [wire.revision_json(item) for item in page.items],
-        "next_cursor": page.end_cursor if page.has_next else None,
-    }
-    return JSONResponse(listed)
+    return read_response(request, listing(page, wire.revision_json))
 
 
 async def get_revision(request: Request) -> Response:
-    persona_id = _persona_id(request)
+    persona_id = persona_id_of(request)
     version = domain.parse_version(request.path_params["version"], "version")
-    found = await services.get_revision(_store(request), _principal(request), persona_id, version)
+    found = await services.get_revision(
+        store_of(request), principal_of(request), persona_id, version
+    )
     if found is None:
         raise domain.NotFound(f"persona {persona_id} has no version {version}")
-    return JSONResponse(wire.revision_json(found))
+    return read_response(request, wire.revision_json(found), entity_tag(found.version))
 
 
 async def metadata_values(request: Request) -> Response:
@@ -238,8 +297,8 @@ async def metadata_values(request: Request) -> Response:
     stored = domain.validate_path(plain["path"], "path")
     query = querystring.persona_query(specs)
     size = domain.facet_size(querystring.integer(plain.get("limit"), "limit"), "limit")
-    counts = await _store(request).metadata_values(_principal(request), stored, query, size)
+    counts = await store_of(request).metadata_values(principal_of(request), stored, query, size)
     listed: wire.ValueCountList = {
         "data": [{"value": item.value, "count": item.count} for item in counts]
     }
-    return JSONResponse(listed)
+    return read_response(request, listed)

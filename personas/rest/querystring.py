@@ -21,6 +21,25 @@ QUERY_FIELDS: Final = domain.QueryFields(
     all_of="metadata", any_of="metadata", search="q", order="sort"
 )
 
+_FILTER_SEGMENT: Final = domain.segment_pattern(r"\[\]")
+FILTER_PATH_PATTERN: Final = rf"metadata\.{domain.path_pattern(_FILTER_SEGMENT)}"
+"""A filter parameter's name up to its operator: its path cannot hold [ or ]."""
+_TEXT_OPERATORS: Final = "|".join(op.value for op in domain.TEXT_OPERATORS)
+FILTER_PATTERN: Final = rf"{FILTER_PATH_PATTERN}(?:\[(?:{_TEXT_OPERATORS})\])?"
+"""A filter that takes any value: metadata.<path> or metadata.<path>[<op>]."""
+EXISTS_FILTER_PATTERN: Final = rf"{FILTER_PATH_PATTERN}\[{Operator.EXISTS.value}\]"
+"""A filter that takes true or false."""
+PREFIX_FILTER_PATTERN: Final = rf"{FILTER_PATH_PATTERN}\[{Operator.PREFIX.value}\]"
+"""A filter that takes a non-empty string."""
+_SORT_FIELDS: Final = "|".join(item.value for item in SortField if item is not SortField.METADATA)
+_SORT_PATH: Final = domain.path_pattern(domain.segment_pattern(","))
+SORT_KEY_PATTERN: Final = rf"-?(?:{_SORT_FIELDS}|metadata\.{_SORT_PATH})"
+"""One key of `sort`: a field or metadata.<path>, '-' first for descending."""
+SORT_PATTERN: Final = rf"{SORT_KEY_PATTERN}(?:,{SORT_KEY_PATTERN}){{0,{domain.ORDER_KEYS_MAX - 1}}}"
+"""`sort`: 1 to ORDER_KEYS_MAX keys, comma-separated."""
+SEARCH_PATTERN: Final = domain.padded_pattern(f"(?:{domain.trimmed_pattern(domain.SEARCH_MAX)})?")
+"""`q`: at most SEARCH_MAX characters once trimmed."""
+
 
 def number(raw: str) -> int | float | None:
     """The JSON number `raw` reads as, when it is one MongoDB can hold."""

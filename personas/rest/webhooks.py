@@ -3,22 +3,36 @@ secret), list, get, delete, rotate the secret, and list deliveries."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
 
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from personas import domain
 from personas.domain import FilterSpec, InvalidInput, Operator
 from personas.domain.events import EventFields, EventType
 from personas.notifications import services
 from personas.notifications.runtime import Notifications
 from personas.rest import querystring, wire
-from personas.rest.handlers import PREFIX, JSONResponse, _principal, _store, json_body
+from personas.rest.handlers import PREFIX, JSONResponse, json_body, principal_of, store_of
+from personas.rest.parameters import Header, Parameter
 
 FIELDS: Final = ("url", "types", "metadata_filter", "label")
 EVENT_FIELDS: Final = EventFields(types="types", metadata_filter="metadata_filter", label="label")
 _TYPES: Final = ", ".join(kind.value for kind in EventType)
 _OPERATORS: Final = ", ".join(op.value for op in Operator)
+
+
+WEBHOOK_ID: Final = Parameter(
+    "WebhookId",
+    "id",
+    "path",
+    Annotated[str, Field(pattern=f"^{domain.ID_INPUT_PATTERN}$")],
+    "24 hexadecimal characters.",
+    required=True,
+)
+WEBHOOK_LOCATION: Final = Header("WebhookLocation", "Location", str, "/v1/webhooks/{id}")
 
 
 def _location(webhook_id: str) -> str:
@@ -68,8 +82,8 @@ async def create_webhook(request: Request) -> Response:
         raise InvalidInput("url", "is required")
     notifications: Notifications = request.app.state.notifications
     created = await services.create_webhook(
-        _store(request),
-        _principal(request),
+        store_of(request),
+        principal_of(request),
         body["url"],
         event_types(body.get("types")),
         filter_specs(body.get("metadata_filter")),
@@ -83,26 +97,28 @@ async def create_webhook(request: Request) -> Response:
 
 
 async def list_webhooks(request: Request) -> Response:
-    found = await _store(request).webhooks.all(_principal(request))
+    found = await store_of(request).webhooks.all(principal_of(request))
     listed: wire.WebhookList = {"data": [wire.webhook_json(item) for item in found]}
     return JSONResponse(listed)
 
 
 async def get_webhook(request: Request) -> Response:
     found = await services.get_webhook(
-        _store(request), _principal(request), request.path_params["id"]
+        store_of(request), principal_of(request), request.path_params["id"]
     )
     return JSONResponse(wire.webhook_json(found))
 
 
 async def delete_webhook(request: Request) -> Response:
-    await services.delete_webhook(_store(request), _principal(request), request.path_params["id"])
+    await services.delete_webhook(
+        store_of(request), principal_of(request), request.path_params["id"]
+    )
     return Response(status_code=204)
 
 
 async def rotate_secret(request: Request) -> Response:
     rotated = await services.rotate_secret(
-        _store(request), _principal(request), request.path_params["id"]
+        store_of(request), principal_of(request), request.path_params["id"]
     )
     return JSONResponse(wire.webhook_json(rotated))
 
@@ -111,8 +127,8 @@ async def list_deliveries(request: Request) -> Response:
     plain = querystring.plain_parameters(request.query_params.multi_items(), ("limit", "cursor"))
     limit = querystring.integer(plain.get("limit"), "limit")
     page = await services.list_deliveries(
-        _store(request),
-        _principal(request),
+        store_of(request),
+        principal_of(request),
         request.path_params["id"],
         limit,
         plain.get("cursor"),
@@ -120,7 +136,7 @@ async def list_deliveries(request: Request) -> Response:
         "limit",
         "cursor",
     )
-    listed: wire.DeliveryList = {
+    listed: wire.WebhookDeliveryList = {
         "data": [wire.delivery_json(item) for item in page.items],
         "next_cursor": page.end_cursor if page.has_next else None,
     }

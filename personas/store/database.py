@@ -9,7 +9,10 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
+from personas.domain import Once
+from personas.store.connection import time_limit
 from personas.store.errors import translated
+from personas.store.idempotency import IDEMPOTENCY, IdempotencyRecords, Work
 
 T = TypeVar("T")
 
@@ -41,10 +44,17 @@ class Database:
         self.event_counters: Collection = self.db[EVENT_COUNTERS]
         self.webhooks: Collection = self.db[WEBHOOKS]
         self.deliveries: Collection = self.db[DELIVERIES]
+        self.idempotency = IdempotencyRecords(self.db[IDEMPOTENCY])
 
     async def transaction(
         self, work: Callable[[AsyncClientSession], Awaitable[T]], path_field: str | None = None
     ) -> T:
-        """Run `work` in one transaction: all of it is written, or none."""
-        async with translated(path_field), self.client.start_session() as session:
-            return await session.with_transaction(work)
+        """Run `work` in one transaction: all of it is written, or none. Transient errors
+        are retried only within the time limit (the driver would retry for up to 120 s)."""
+        with time_limit(self.client.options.timeout):
+            async with translated(path_field), self.client.start_session() as session:
+                return await session.with_transaction(work)
+
+    def once(self, tenant: str, once: Once | None, work: Work) -> Work:
+        """`work`, made at most once per idempotency key when it comes with one."""
+        return work if once is None else self.idempotency.around(tenant, once, work)

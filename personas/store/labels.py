@@ -20,6 +20,7 @@ from personas.domain import (
     Label,
     LabelEventPage,
     NotFound,
+    Once,
     PersonaQuery,
     Principal,
     Revision,
@@ -187,12 +188,13 @@ class LabelStore:
         label: str,
         version: int,
         from_version: int | None = None,
+        once: Once | None = None,
     ) -> Label:
         """Point `label` at `version`; with `from_version`, only if it points there now."""
         require(principal, "read")
         database = self._database
 
-        async def work(session: AsyncClientSession) -> Label:
+        async def work(session: AsyncClientSession) -> dict[str, Any]:
             persona = await self._persona(principal, persona_id, session)
             revision = await database.revisions.find_one(
                 q.scoped(principal.tenant, {"persona_id": persona["_id"], "version": version}),
@@ -227,18 +229,25 @@ class LabelStore:
                 session=session,
             )
             await self._moved(principal, persona["_id"], label, was, version, moment, session)
-            return documents.label(labels[label])
+            return dict(labels[label])
 
-        return await database.transaction(work)
+        return documents.label(
+            await database.transaction(database.once(principal.tenant, once, work))
+        )
 
     async def remove(
-        self, principal: Principal, persona_id: str, label: str, from_version: int | None = None
+        self,
+        principal: Principal,
+        persona_id: str,
+        label: str,
+        from_version: int | None = None,
+        once: Once | None = None,
     ) -> None:
         """Take `label` off the persona; with `from_version`, only if it points there now."""
         authorize_move(principal, label, self.approval, setting=False)
         database = self._database
 
-        async def work(session: AsyncClientSession) -> None:
+        async def work(session: AsyncClientSession) -> dict[str, Any]:
             persona = await self._persona(principal, persona_id, session)
             labels = {item["name"]: item for item in persona.get("labels", ())}
             if label not in labels:
@@ -251,8 +260,9 @@ class LabelStore:
                 session=session,
             )
             await self._moved(principal, persona["_id"], label, was, None, now(), session)
+            return {"removed": label}
 
-        await database.transaction(work)
+        await database.transaction(database.once(principal.tenant, once, work))
 
     async def remove_all(
         self, principal: Principal, persona: Mapping[str, Any], session: AsyncClientSession

@@ -22,6 +22,7 @@ from personas.domain import (
     Found,
     NewPersona,
     NotFound,
+    Once,
     Operation,
     Persona,
     PersonaChanges,
@@ -38,6 +39,7 @@ from personas.domain import (
 from personas.domain.events import event_type
 from personas.store import documents
 from personas.store import query as q
+from personas.store.backups import BackupStore
 from personas.store.connection import client_options
 from personas.store.database import PERSONAS, Database
 from personas.store.errors import translated
@@ -73,6 +75,7 @@ class PersonaStore:
             dict.fromkeys(f"metadata.{path}" for path in (*ALWAYS_INDEXED, *indexed_paths))
         )
         self.keys = KeyStore(self._database.api_keys)
+        self.backups = BackupStore(self._database)
         self.events = EventLog(self._database, event_retention_days)
         self.labels = LabelStore(
             self._database, self.indexed_fields, approval or ApprovalPolicy(), self.events
@@ -140,6 +143,7 @@ class PersonaStore:
             await self.labels.ensure_indexes()
             await self.events.ensure_indexes()
             await self.webhooks.ensure_indexes()
+            await self._database.idempotency.ensure_indexes()
             try:
                 await self._personas.create_index([("metadata.$**", 1)])
             except OperationFailure as error:
@@ -281,6 +285,7 @@ class PersonaStore:
         update: Update,
         operation: Operation,
         field: str = "metadata",
+        once: Once | None = None,
     ) -> Persona:
         """The one write path of a persona: an atomic update (version +1, updated now) and
         its revision, in one transaction. An update made from the persona as it is now
@@ -310,7 +315,11 @@ class PersonaStore:
             await self._record(principal, document, operation, session)
             return document
 
-        return documents.persona(await self._database.transaction(work, path_field=field))
+        return documents.persona(
+            await self._database.transaction(
+                self._database.once(principal.tenant, once, work), path_field=field
+            )
+        )
 
     async def _changed(self, persona_id: str, session: AsyncClientSession) -> dict[str, Any]:
         """A persona as this transaction just wrote it."""
@@ -320,7 +329,9 @@ class PersonaStore:
         assert document is not None, "read inside the transaction that wrote it"
         return document
 
-    async def create(self, principal: Principal, persona: NewPersona) -> Persona:
+    async def create(
+        self, principal: Principal, persona: NewPersona, once: Once | None = None
+    ) -> Persona:
         require(principal, "write")
         moment = now()
         document: dict[str, Any] = {
@@ -335,12 +346,22 @@ class PersonaStore:
         if persona.metadata is not None:
             document["metadata"] = persona.metadata
 
-        async def work(session: AsyncClientSession) -> None:
+        attempts = 0
+
+        async def work(session: AsyncClientSession) -> dict[str, Any]:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and await self._personas.find_one(
+                {"_id": document["_id"]}, {"_id": True}, session=session
+            ):
+                return document  # an earlier attempt committed, and its answer was lost
             await self._personas.insert_one(document, session=session)
             await self._record(principal, document, Operation.CREATE, session)
+            return document
 
-        await self._database.transaction(work)
-        return documents.persona(document)
+        return documents.persona(
+            await self._database.transaction(self._database.once(principal.tenant, once, work))
+        )
 
     async def update(
         self,
@@ -349,10 +370,13 @@ class PersonaStore:
         changes: PersonaChanges,
         expected_version: int | None = None,
         operation: Operation = Operation.UPDATE,
+        once: Once | None = None,
     ) -> Persona:
         """Replace the given fields; metadata given as None is removed."""
         update = q.changes_update(changes.given())
-        return await self._change(principal, persona_id, expected_version, update, operation)
+        return await self._change(
+            principal, persona_id, expected_version, update, operation, once=once
+        )
 
     async def patch(
         self,
@@ -360,13 +384,16 @@ class PersonaStore:
         persona_id: str,
         patch: object,
         expected_version: int | None = None,
+        once: Once | None = None,
     ) -> Persona:
         """Apply a JSON merge patch to the persona as it is when the change is made."""
 
         def update(current: Persona) -> Mapping[str, Any]:
             return q.changes_update(patch_changes(current, patch).given())
 
-        return await self._change(principal, persona_id, expected_version, update, Operation.PATCH)
+        return await self._change(
+            principal, persona_id, expected_version, update, Operation.PATCH, once=once
+        )
 
     async def set_metadata(
         self,
@@ -375,10 +402,11 @@ class PersonaStore:
         stored: str,
         value: Any,
         expected_version: int | None = None,
+        once: Once | None = None,
     ) -> Persona:
         update = {"$set": {stored: value}}
         return await self._change(
-            principal, persona_id, expected_version, update, Operation.SET_METADATA, "path"
+            principal, persona_id, expected_version, update, Operation.SET_METADATA, "path", once
         )
 
     async def unset_metadata(
@@ -387,10 +415,11 @@ class PersonaStore:
         persona_id: str,
         stored: str,
         expected_version: int | None = None,
+        once: Once | None = None,
     ) -> Persona:
         update = {"$unset": {stored: ""}}
         return await self._change(
-            principal, persona_id, expected_version, update, Operation.UNSET_METADATA, "path"
+            principal, persona_id, expected_version, update, Operation.UNSET_METADATA, "path", once
         )
 
     async def add_tags(
@@ -399,10 +428,11 @@ class PersonaStore:
         persona_id: str,
         tags: list[str],
         expected_version: int | None = None,
+        once: Once | None = None,
     ) -> Persona:
         update = {"$addToSet": {TAGS: {"$each": tags}}}
         return await self._change(
-            principal, persona_id, expected_version, update, Operation.ADD_TAGS, "tags"
+            principal, persona_id, expected_version, update, Operation.ADD_TAGS, "tags", once
         )
 
     async def remove_tags(
@@ -411,10 +441,11 @@ class PersonaStore:
         persona_id: str,
         tags: list[str],
         expected_version: int | None = None,
+        once: Once | None = None,
     ) -> Persona:
         update = {"$pull": {TAGS: {"$in": tags}}}
         return await self._change(
-            principal, persona_id, expected_version, update, Operation.REMOVE_TAGS, "tags"
+            principal, persona_id, expected_version, update, Operation.REMOVE_TAGS, "tags", once
         )
 
     async def restore(
@@ -423,6 +454,7 @@ class PersonaStore:
         persona_id: str,
         version: int,
         expected_version: int | None = None,
+        once: Once | None = None,
     ) -> Persona:
         """A new version equal to an old one; history is never rewritten."""
         require(principal, "write")
@@ -433,16 +465,20 @@ class PersonaStore:
             name=revision.name, content=revision.content, metadata=revision.metadata
         )
         return await self.update(
-            principal, persona_id, changes, expected_version, operation=Operation.RESTORE
+            principal, persona_id, changes, expected_version, Operation.RESTORE, once
         )
 
     async def delete(
-        self, principal: Principal, persona_id: str, expected_version: int | None = None
+        self,
+        principal: Principal,
+        persona_id: str,
+        expected_version: int | None = None,
+        once: Once | None = None,
     ) -> str:
         """Delete a persona; its revisions stay, the last one recording the deletion."""
         require(principal, "write")
 
-        async def work(session: AsyncClientSession) -> None:
+        async def work(session: AsyncClientSession) -> dict[str, Any]:
             target = self._target(principal, persona_id, expected_version)
             document = await self._personas.find_one(target, session=session)
             if document is None:
@@ -451,8 +487,9 @@ class PersonaStore:
             version = document.get("version", 1) + 1
             await self._record(principal, document, Operation.DELETE, session, version)
             await self.labels.remove_all(principal, document, session)
+            return {"_id": document["_id"]}
 
-        await self._database.transaction(work)
+        await self._database.transaction(self._database.once(principal.tenant, once, work))
         return persona_id
 
     # revisions

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final
 
 from bson import ObjectId
@@ -279,3 +280,9 @@ def before_id(condition: Mapping[str, Any], before: str | None) -> dict[str, Any
     if before is None:
         return dict(condition)
     return merge([condition, {"_id": {"$lt": ObjectId(before)}}])
+
+
+def remembered(tenant: str, key: str, moment: datetime) -> dict[str, Any]:
+    """The idempotency record of `key` that is still kept at `moment` (expired records wait
+    for the TTL monitor, which runs about once a minute)."""
+    return scoped(tenant, {"key": key, "expires_at": {"$gt": moment}})

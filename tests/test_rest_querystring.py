@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from personas import domain, openapi
+from personas import domain
 from personas.domain import FilterSpec, InvalidInput, Operator, SortKey
+from personas.rest import querystring
 from personas.rest.querystring import filter_specs, number, readings, sort_keys
+from tests.conftest import accepts
 
 
 @pytest.mark.parametrize(
@@ -116,8 +118,55 @@ def test_sort_keys() -> None:
 
 
 def test_the_documented_whitespace_is_what_strip_removes() -> None:
-    space = re.compile(f"[{openapi.SPACE}]")
+    space = re.compile(f"[{domain.SPACE}]")
     every = (chr(code) for code in range(0x110000))
     assert {char for char in every if space.fullmatch(char)} == {
         char for char in map(chr, range(0x110000)) if char.isspace()
     }
+
+
+SORT_KEYS = ["name", "-name", "created_at", "-updated_at", "metadata.a.b", "-metadata.x"]
+SORT_MISTAKES = ["metadata.", "metadata.$a", "metadata.a..b", "color", "--name", "", "metadata"]
+
+
+@given(st.lists(st.sampled_from(SORT_KEYS + SORT_MISTAKES), min_size=1, max_size=5))
+def test_the_documented_sort_pattern_is_the_rule(keys: list[str]) -> None:
+    raw = ",".join(keys)
+    accepted = accepts(lambda: querystring.persona_query([], sort=raw))
+    assert accepted == bool(re.fullmatch(querystring.SORT_PATTERN, raw))
+
+
+@given(
+    st.text(
+        st.sampled_from(" \t\u3000\x85ab") | st.characters(exclude_categories=["Cs"]),
+        max_size=210,
+    )
+)
+@example("a" * domain.SEARCH_MAX)
+@example(f"\u3000{'a' * domain.SEARCH_MAX} ")
+@example("a" * (domain.SEARCH_MAX + 1))
+@example("  ")
+def test_the_documented_search_pattern_is_the_rule(raw: str) -> None:
+    accepted = accepts(lambda: querystring.persona_query([], search=raw))
+    assert accepted == bool(re.fullmatch(querystring.SEARCH_PATTERN, raw))
+
+
+@pytest.mark.parametrize(
+    ("name", "pattern"),
+    [
+        ("metadata.a", querystring.FILTER_PATTERN),
+        ("metadata.a.b[nin]", querystring.FILTER_PATTERN),
+        ("metadata.a[exists]", querystring.EXISTS_FILTER_PATTERN),
+        ("metadata.a[prefix]", querystring.PREFIX_FILTER_PATTERN),
+    ],
+)
+def test_the_documented_filter_patterns_name_the_operators(name: str, pattern: str) -> None:
+    assert re.fullmatch(pattern, name)
+    patterns = [
+        querystring.FILTER_PATTERN,
+        querystring.EXISTS_FILTER_PATTERN,
+        querystring.PREFIX_FILTER_PATTERN,
+    ]
+    assert [other for other in patterns if re.fullmatch(other, name)] == [pattern]
+    for mistake in ("metadata.a[regex]", "metadata.$a", "metadata.a[b]c", "tags"):
+        assert not re.fullmatch(pattern, mistake)
