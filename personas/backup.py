@@ -9,8 +9,14 @@ A backup is one JSON object per line, each with a `kind`:
   "tenant": "acme", "id": "<24 hex>", "current": {...} | null, "revisions": [...],
   "label_history": [...]}`, `current` being null once the persona is deleted (it holds the
   persona's release `labels`), `revisions` and `label_history` oldest first;
-- `end` (last line): `{"kind": "end", "personas": <how many persona lines>}`, so that a
-  truncated file is noticed.
+- `event_log`: a tenant's event log: `{"kind": "event_log", "tenant": "acme", "latest":
+  <the id of its latest event>}`, followed by its `event` lines;
+- `event`: one event still kept in the log, as webhooks send it (`{"kind": "event",
+  "tenant": "acme", "id": "17", "type": "persona.updated", "persona_id": ..., "version":
+  ..., "actor": ..., "at": ..., "persona": {...revision...} | null, "label": {...} | null,
+  "label_move": {"id", "label", "from_version", "to_version"} | null}`);
+- `end` (last line): `{"kind": "end", "personas": <how many persona lines>, "events":
+  <how many event lines>}`, so that a truncated file is noticed.
 
 What later features store per persona joins its `persona` line as new members; what
 stands apart gets a kind of its own. An importer refuses members and kinds it does not
@@ -49,12 +55,15 @@ from personas.domain import (
     validate_name,
     validate_tenant,
 )
+from personas.domain.events import Event, EventType, parse_event_id
+from personas.notifications.payloads import event_json
 from personas.store import PersonaStore
 
 FORMAT: Final = "personas-backup"
-VERSION: Final = 2
-"""Version 2 added release labels (`current.labels`) and `label_history`; version 1 files,
-which have neither, are read as they are."""
+VERSION: Final = 3
+"""Version 2 added release labels (`current.labels`) and `label_history`; version 3 the
+event log (`event_log` and `event` records, `events` in the end record). Older files are
+read as they are."""
 HEADER_MEMBERS: Final = frozenset({"kind", "format", "version", "created_at", "tenant"})
 PERSONA_MEMBERS: Final = frozenset({"kind", "tenant", "id", "current", "revisions"})
 PERSONA_ADDED: Final = frozenset({"label_history"})
@@ -68,6 +77,14 @@ REVISION_MEMBERS: Final = frozenset(
     {"version", "name", "content", "metadata", "operation", "actor", "created_at"}
 )
 END_MEMBERS: Final = frozenset({"kind", "personas"})
+END_ADDED: Final = frozenset({"events"})
+EVENT_LOG_MEMBERS: Final = frozenset({"kind", "tenant", "latest"})
+EVENT_MEMBERS: Final = frozenset(
+    {"kind", "tenant", "id", "type", "persona_id", "version", "actor", "at", "persona"}
+    | {"label", "label_move"}
+)
+MOVE_MEMBERS: Final = frozenset({"id", "label", "from_version", "to_version"})
+EVENT_PAGE: Final = 500
 LINE: Final = "line"
 """The field of an error about a whole line."""
 
@@ -145,8 +162,17 @@ def persona_line(history: PersonaHistory) -> bytes:
     return orjson.dumps(record) + b"\n"
 
 
-def end_line(personas: int) -> bytes:
-    return orjson.dumps({"kind": "end", "personas": personas}) + b"\n"
+def end_line(personas: int, events: int = 0) -> bytes:
+    return orjson.dumps({"kind": "end", "personas": personas, "events": events}) + b"\n"
+
+
+def event_log_line(tenant: str, latest: int) -> bytes:
+    return orjson.dumps({"kind": "event_log", "tenant": tenant, "latest": latest}) + b"\n"
+
+
+def event_line(tenant: str, event: Event) -> bytes:
+    record = {"kind": "event", "tenant": tenant, **event_json(event)}
+    return orjson.dumps(record) + b"\n"
 
 
 # -- decoding (pure: every rule a line must keep) -------------------------------
@@ -178,9 +204,64 @@ def check_header(record: Mapping[str, Any]) -> str | None:
     return None if tenant is None else validate_tenant(_string(tenant, "tenant"))
 
 
-def decode_end(record: Mapping[str, Any]) -> int:
-    _members(record, END_MEMBERS, "end")
-    return _count(record["personas"], "personas", minimum=0)
+def decode_end(record: Mapping[str, Any]) -> tuple[int, int | None]:
+    """How many personas and (from version 3) events the file says it holds."""
+    _members(record, END_MEMBERS, "end", END_ADDED)
+    events = record.get("events")
+    return (
+        _count(record["personas"], "personas", minimum=0),
+        None if events is None else _count(events, "events", minimum=0),
+    )
+
+
+def decode_event_log(record: Mapping[str, Any]) -> tuple[str, int]:
+    _members(record, EVENT_LOG_MEMBERS, "event_log")
+    tenant = validate_tenant(_string(record["tenant"], "tenant"))
+    return tenant, _count(record["latest"], "latest", minimum=0)
+
+
+def decode_event(record: Mapping[str, Any]) -> tuple[str, Event]:
+    """An event line: whose event, and the event; InvalidInput naming the member at fault."""
+    _members(record, EVENT_MEMBERS, "event")
+    tenant = validate_tenant(_string(record["tenant"], "tenant"))
+    seq = parse_event_id(record["id"], "id")
+    kinds = [kind.value for kind in EventType]
+    if record["type"] not in kinds:
+        raise InvalidInput("type", f"must be one of {', '.join(kinds)}")
+    persona_id = _string(record["persona_id"], "persona_id")
+    if parse_id(persona_id, "persona_id") != persona_id:
+        raise InvalidInput("persona_id", "must be 24 lowercase hexadecimal characters")
+    actor = record["actor"]
+    at = _moment(record["at"], "at")
+    persona = record["persona"]
+    label = record["label"]
+    move = record["label_move"]
+    revision = None
+    if persona is not None:
+        item = _object(persona, "persona")
+        if item.get("persona_id") != persona_id:
+            raise InvalidInput("persona.persona_id", "must be the event's persona_id")
+        revision = _revision(
+            {k: v for k, v in item.items() if k != "persona_id"}, persona_id, "persona"
+        )
+    label_move = None
+    if move is not None:
+        raw_move = _object(move, "label_move")
+        _members(raw_move, MOVE_MEMBERS, "label_move")
+        label_move = _label_event(
+            {**raw_move, "actor": actor, "at": record["at"]}, persona_id, "label_move"
+        )
+    return tenant, Event(
+        seq=seq,
+        type=EventType(record["type"]),
+        persona_id=persona_id,
+        version=_count(record["version"], "version", minimum=1),
+        actor=None if actor is None else _string(actor, "actor"),
+        at=at,
+        persona=revision,
+        label=None if label is None else _label(label, "label"),
+        label_move=label_move,
+    )
 
 
 def decode_persona(record: Mapping[str, Any]) -> PersonaHistory:
@@ -390,7 +471,16 @@ async def export(
         count += 1
         if advance is not None:
             advance(1)
-    output.write(end_line(count))
+    events = 0
+    for name in [tenant] if tenant is not None else await store.events.tenants():
+        output.write(event_log_line(name, await store.events.latest(name)))
+        position = 0
+        while page := await store.events.since(name, position, EVENT_PAGE):
+            for event in page:
+                output.write(event_line(name, event))
+            events += len(page)
+            position = page[-1].seq
+    output.write(end_line(count, events))
     output.flush()
     return count
 
@@ -448,7 +538,11 @@ async def restore(
     report = ImportReport()
     numbered = enumerate(lines, start=1)
     declared: int | None = None
+    declared_events: int | None = None
     seen = 0
+    events_seen = 0
+    logs: dict[str, int] = {}
+    """Each tenant's latest event id, from its event_log record."""
     header_read = False
     for number, raw in numbered:
         if advance is not None:
@@ -473,7 +567,12 @@ async def restore(
             kind = record.get("kind")
             if kind == "end":
                 seen -= 1
-                declared = decode_end(record)
+                declared, declared_events = decode_end(record)
+                continue
+            if kind in ("event_log", "event"):
+                seen -= 1
+                events_seen += 1 if kind == "event" else 0
+                await _restore_events(store, record, logs)
                 continue
             if kind != "persona":
                 raise InvalidInput("kind", f"unknown record kind {kind!r}")
@@ -497,7 +596,27 @@ async def restore(
         report.problem = "the file ends without its end record: it may be incomplete"
     elif declared != seen:
         report.problem = f"the end record counts {declared} personas, but the file holds {seen}"
+    elif declared_events is not None and declared_events != events_seen:
+        report.problem = (
+            f"the end record counts {declared_events} events, but the file holds {events_seen}"
+        )
     return report
+
+
+async def _restore_events(
+    store: PersonaStore, record: Mapping[str, Any], logs: dict[str, int]
+) -> None:
+    """An event_log record (remembered, and the tenant's counter moved up) or an event
+    record (put back unless the log has it)."""
+    if record.get("kind") == "event_log":
+        tenant, latest = decode_event_log(record)
+        logs[tenant] = latest
+        await store.events.restore(tenant, latest, [])
+        return
+    tenant, event = decode_event(record)
+    if event.seq > logs.get(tenant, 0):
+        raise InvalidInput("id", "comes after its tenant's latest event (or before its event_log)")
+    await store.events.restore(tenant, logs[tenant], [event])
 
 
 def _described(error: DomainError) -> str:

@@ -112,9 +112,31 @@ async def test_export_then_import_gives_identical_personas_versions_and_revision
     assert await everything(target) == original
     lines = data.splitlines()
     assert orjson.loads(lines[0])["kind"] == "header"
-    assert orjson.loads(lines[-1]) == {"kind": "end", "personas": 5}
+    events = sum(1 for line in lines if orjson.loads(line)["kind"] == "event")
+    assert events > 0
+    assert orjson.loads(lines[-1]) == {"kind": "end", "personas": 5, "events": events}
     restored = await target.get(ACME, original[0].persona_id)
     assert restored == original[0].current
+
+
+async def test_the_event_log_comes_back_and_goes_on_after_it(
+    store: PersonaStore, settings: Settings, target: PersonaStore
+) -> None:
+    await populate(store, settings)
+    data = await exported(store)
+    for _ in range(2):  # importing twice changes nothing
+        report = await backup.restore(target, data.splitlines(keepends=True))
+        assert report.ok, report
+    for tenant in ("acme", "globex"):
+        assert await target.events.since(tenant, 0, 1000) == await store.events.since(
+            tenant, 0, 1000
+        )
+        assert await target.events.latest(tenant) == await store.events.latest(tenant)
+    latest = await target.events.latest("acme")
+    created = await target.create(ACME, domain.new_persona("After", "the restore"))
+    (following,) = await target.events.since("acme", latest, 10)
+    assert (following.seq, following.persona_id) == (latest + 1, created.id)
+    assert (await exported(store, "globex")).count(b'"kind":"event_log"') == 1
 
 
 async def test_labels_their_releases_and_their_history_come_back(
@@ -206,7 +228,7 @@ async def test_a_persona_that_disagrees_with_the_stored_one_is_refused_whole(
     altered["revisions"][0]["content"] = "Another first."
     altered["current"] = {**altered["current"], "version": 1, "content": "Another first."}
     altered["current"]["name"] = "One"
-    seeded = await backup.restore(target, [lines[0], orjson.dumps(altered), lines[2]])
+    seeded = await backup.restore(target, [lines[0], orjson.dumps(altered), backup.end_line(1)])
     assert seeded.ok, seeded
 
     report = await backup.restore(target, lines)
@@ -255,7 +277,8 @@ async def test_one_tenant_only(store: PersonaStore, settings: Settings) -> None:
     lines = (await exported(store, "globex")).splitlines()
     assert orjson.loads(lines[0])["tenant"] == "globex"
     assert {orjson.loads(line)["tenant"] for line in lines[1:-1]} == {"globex"}
-    assert orjson.loads(lines[-1]) == {"kind": "end", "personas": 2}
+    events = sum(1 for line in lines if orjson.loads(line)["kind"] == "event")
+    assert orjson.loads(lines[-1]) == {"kind": "end", "personas": 2, "events": events}
     assert await backup.count(store, "globex") == 2
     assert await backup.count(store, None) == 5
 
@@ -277,9 +300,9 @@ async def test_a_truncated_file_is_noticed(store: PersonaStore, target: PersonaS
         (b'{"kind": "persona"}\n', "not a personas-backup file"),
         (b"not json\n", "line 1: not valid JSON"),
         (
-            b'{"kind": "header", "format": "personas-backup", "version": 3, '
+            b'{"kind": "header", "format": "personas-backup", "version": 4, '
             b'"created_at": "2025-01-01T00:00:00.000Z", "tenant": null}\n',
-            "of version 3",
+            "of version 4",
         ),
     ],
 )
@@ -431,7 +454,8 @@ def test_export_reaches_a_running_server(server: Server, tmp_path: Path) -> None
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    (record,) = [orjson.loads(line) for line in file.read_bytes().splitlines()[1:-1]]
+    records = [orjson.loads(line) for line in file.read_bytes().splitlines()[1:-1]]
+    (record,) = [item for item in records if item["kind"] == "persona"]
     assert record["id"] == created.json()["id"]
     assert record["tenant"] == "default"
     assert [revision["version"] for revision in record["revisions"]] == [1]

@@ -67,6 +67,14 @@ PARSED: list[tuple[str, str, str, Any]] = [
     ("PERSONAS_PERSISTED_QUERY_CACHE_SIZE", "10", "persisted_query_cache_size", 10),
     ("PERSONAS_PERSISTED_QUERIES", "queries.json", "persisted_queries", Path("queries.json")),
     ("PERSONAS_PERSISTED_ONLY", "no", "persisted_only", False),
+    ("PERSONAS_EVENT_RETENTION_DAYS", "30", "event_retention_days", 30),
+    ("PERSONAS_SUBSCRIPTIONS_PER_CONNECTION", "3", "subscriptions_per_connection", 3),
+    ("PERSONAS_SUBSCRIPTIONS_PER_KEY", "12", "subscriptions_per_key", 12),
+    ("PERSONAS_SUBSCRIPTION_BUFFER", "500", "subscription_buffer", 500),
+    ("PERSONAS_WEBHOOK_ALLOW_LOOPBACK", "true", "webhook_allow_loopback", True),
+    ("PERSONAS_WEBHOOK_TIMEOUT", "2.5", "webhook_timeout", 2.5),
+    ("PERSONAS_WEBHOOK_RETRY_BASE", "0.5", "webhook_retry_base", 0.5),
+    ("PERSONAS_WEBHOOK_RETRY_FOR", "3600", "webhook_retry_for", 3600.0),
 ]
 
 

@@ -8,13 +8,15 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import httpcore
 import httpx
 
 from personas.domain import InvalidInput
 from personas.domain.webhooks import IPAddress, address_refusal, webhook_url
+
+RESOLVE_SECONDS: Final = 5.0
 
 
 class RefusedAddress(httpx.TransportError):
@@ -28,7 +30,11 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     except ValueError:
         pass
     loop = asyncio.get_running_loop()
-    found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    try:
+        async with asyncio.timeout(RESOLVE_SECONDS):
+            found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TimeoutError:
+        raise OSError(f"no answer within {RESOLVE_SECONDS:g} s") from None
     return list(dict.fromkeys(ipaddress.ip_address(item[4][0]) for item in found))
 
 

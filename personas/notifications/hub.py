@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
-from personas.domain import DomainError, Principal
+from personas.domain import DomainError, Forbidden, Principal
 from personas.store.events import Appended, EventLog
 
 log = logging.getLogger("personas.notifications")
@@ -29,7 +29,9 @@ def stopping() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-class TooManySubscriptions(DomainError):
+class TooManySubscriptions(Forbidden):
+    """A limit of subscriptions reached: refused like a missing right, with its own code."""
+
     code = "TOO_MANY_SUBSCRIPTIONS"
 
 

@@ -21,6 +21,8 @@ class LabelJson(TypedDict):
 
 
 class LabelMoveJson(TypedDict):
+    id: str
+    """The move's entry in the label history."""
     label: str
     from_version: int | None
     to_version: int | None
@@ -47,6 +49,22 @@ class DeliveryJson(TypedDict):
 def event_json(event: Event) -> EventJson:
     label = event.label
     move = event.label_move
+    shown_label: LabelJson | None = None
+    if label is not None:
+        shown_label = {
+            "name": label.name,
+            "version": label.version,
+            "set_by": label.set_by,
+            "set_at": timestamp(label.set_at),
+        }
+    shown_move: LabelMoveJson | None = None
+    if move is not None:
+        shown_move = {
+            "id": move.id,
+            "label": move.label,
+            "from_version": move.from_version,
+            "to_version": move.to_version,
+        }
     return {
         "id": event.id,
         "type": event.type.value,
@@ -55,21 +73,8 @@ def event_json(event: Event) -> EventJson:
         "actor": event.actor,
         "at": timestamp(event.at),
         "persona": None if event.persona is None else revision_json(event.persona),
-        "label": None
-        if label is None
-        else {
-            "name": label.name,
-            "version": label.version,
-            "set_by": label.set_by,
-            "set_at": timestamp(label.set_at),
-        },
-        "label_move": None
-        if move is None
-        else {
-            "label": move.label,
-            "from_version": move.from_version,
-            "to_version": move.to_version,
-        },
+        "label": shown_label,
+        "label_move": shown_move,
     }
 
 

@@ -123,6 +123,27 @@ class EventLog:
             counter = await self._counters.find_one({"_id": tenant})
         return 0 if counter is None else int(counter["seq"])
 
+    async def tenants(self) -> list[str]:
+        """The tenants that have an event log."""
+        async with translated():
+            found = await self._counters.distinct("_id")
+        return sorted(str(item) for item in found)
+
+    async def restore(self, tenant: str, latest: int, events: list[Event]) -> int:
+        """Put a backup's events back (those missing) and move the tenant's counter up to
+        `latest`, so that new events follow the restored ones; how many were missing."""
+        added = 0
+        async with translated():
+            for item in events:
+                result = await self._events.update_one(
+                    {"tenant": tenant, "seq": item.seq},
+                    {"$setOnInsert": event_document(tenant, item)},
+                    upsert=True,
+                )
+                added += 0 if result.upserted_id is None else 1
+            await self._counters.update_one({"_id": tenant}, {"$max": {"seq": latest}}, upsert=True)
+        return added
+
     async def check_resume(self, principal: Principal, after: int, field: str = "after") -> None:
         """Refuse to resume after an event that does not exist yet, or when events after it
         have expired (they could not be replayed)."""
@@ -204,3 +225,42 @@ def label_move(
 ) -> dict[str, Any]:
     """What an event records of a label move."""
     return {"id": history_id, "label": label, "from_version": was, "to_version": now}
+
+
+def event_document(tenant: str, event: Event) -> dict[str, Any]:
+    """How the log stores `event` (for a restored backup)."""
+    persona = event.persona
+    label = event.label
+    move = event.label_move
+    return {
+        "tenant": tenant,
+        "seq": event.seq,
+        "type": event.type.value,
+        "persona_id": ObjectId(event.persona_id),
+        "version": event.version,
+        "actor": event.actor,
+        "at": event.at,
+        "persona": None
+        if persona is None
+        else {
+            "persona_id": ObjectId(persona.persona_id),
+            "version": persona.version,
+            "name": persona.name,
+            "content": persona.content,
+            "metadata": persona.metadata,
+            "operation": persona.operation.value,
+            "actor": persona.actor,
+            "created_at": persona.created_at,
+        },
+        "label": None
+        if label is None
+        else {
+            "name": label.name,
+            "version": label.version,
+            "set_by": label.set_by,
+            "set_at": label.set_at,
+        },
+        "move": None
+        if move is None
+        else label_move(ObjectId(move.id), move.label, move.from_version, move.to_version),
+    }
