@@ -756,9 +756,11 @@ def run(options: Options, driver: Driver, work_dir: Path) -> dict[str, Any]:
         uri = database.start()
         stack.callback(database.stop)
         log(f"embedded database at {uri}; seeding {options.personas:,} personas")
-        seeded = asyncio.run(seed_database(uri, DB_NAME, seeded_personas))
+        seeded = asyncio.run(
+            seed_database(uri, DB_NAME, seeded_personas, key=not options.anonymous)
+        )
         log(f"seeded in {seeded.seconds:.1f} s ({options.personas / seeded.seconds:,.0f}/s)")
-        subject = start_subject(uri, DB_NAME, work_dir, None if options.anonymous else seeded.token)
+        subject = start_subject(uri, DB_NAME, work_dir, seeded.token)
         stack.callback(subject.stop)
         floor = start_floor(uri, DB_NAME, work_dir)
         stack.callback(floor.stop)

@@ -390,8 +390,9 @@ def main(argv: Iterable[str] | None = None) -> int:
         database = EmbeddedDatabase(work_dir / "database")
         uri = database.start()
         stack.callback(database.stop)
-        seeded = asyncio.run(seed_database(uri, DB_NAME, data.personas(options.personas)))
-        token = None if options.anonymous else seeded.token
+        personas = data.personas(options.personas)
+        seeded = asyncio.run(seed_database(uri, DB_NAME, personas, key=not options.anonymous))
+        token = seeded.token
         subject = None
         for name in names:
             requests = requests_for(name, seeded.ids, seeded.labelled)
