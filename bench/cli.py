@@ -25,7 +25,7 @@ import orjson
 from bench import data, report, scenarios
 from bench.drivers import Driver, DriverError, Measurement, PythonDriver, Request, WrkDriver, drive
 from bench.scenarios import Expectation
-from bench.seed import seed_database
+from bench.seed import labelled, seed_database
 from bench.servers import (
     APOLLO_DIR,
     ROOT,
@@ -140,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
         "runs, and its CPU per request settles after some seconds of load (default 10)",
     )
     parser.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="call the server without an API key, in anonymous loopback access (which asks "
+        "the database on every request whether a key exists); default: with a key, "
+        "PERSONAS_AUTH=required, as in production",
+    )
+    parser.add_argument(
         "--driver",
         choices=("wrk", "python"),
         default="wrk",
@@ -178,9 +185,11 @@ class Options:
     rss_max_seconds: float
     apollo: bool = True
     apollo_warmup: float = 10.0
+    anonymous: bool = False
 
     def as_json(self, threads: int | None) -> dict[str, Any]:
         return {
+            "anonymous": self.anonymous,
             "apollo": self.apollo,
             "apollo_warmup": self.apollo_warmup,
             "rounds": self.rounds,
@@ -238,6 +247,10 @@ class Bench:
     ids: list[str]
     tagged: int
     """How many seeded personas carry the listing scenarios' tag."""
+    labelled: list[str] = field(default_factory=list)
+    """The seeded personas carrying the release label."""
+    released: int = 0
+    """How many of them carry the listing scenarios' tag too."""
     apollo: Server | None = None
     """The Apollo peer, when it runs and answered its checks like the subject."""
 
@@ -262,7 +275,10 @@ class Bench:
         server_before, database_before = tree_cpu_seconds(side.server.pid), self.database_cpu()
         try:
             measured = self.driver.measure(
-                side.server.base_url, side.requests, duration, self.options.connections
+                side.server.base_url,
+                side.server.requests(side.requests),
+                duration,
+                self.options.connections,
             )
         except DriverError as error:
             raise Failed(str(error)) from None
@@ -280,6 +296,7 @@ class Bench:
 
     def answer(self, server: Server, request: Request) -> tuple[int, Any]:
         """One request's status and decoded body (status 0: no answer, and why)."""
+        [request] = server.requests([request])
         try:
             with httpx.Client(base_url=server.base_url, timeout=CHECK_TIMEOUT) as client:
                 response = client.request(
@@ -533,6 +550,31 @@ def comparisons(bench: Bench, names: Sequence[str]) -> Iterator[Comparison]:
             Side(floor, requests, expectation),
             rest=True,
         )
+    if scenarios.GRAPHQL_RELEASE_BY_LABEL in names:
+        labelled = scenarios.sample(bench.labelled)
+        expectation = scenarios.expect_graphql_release(labelled[0])
+        yield Comparison(
+            scenarios.GRAPHQL_RELEASE_BY_LABEL,
+            Side(
+                subject,
+                [scenarios.graphql_release("/graphql", item) for item in labelled],
+                expectation,
+            ),
+            Side(
+                floor,
+                [scenarios.graphql_release("/graphql/personaRevision", item) for item in labelled],
+                expectation,
+            ),
+            details={"distinct_ids": len(labelled)},
+        )
+    if scenarios.RELEASE_LIST20 in names:
+        expectation = scenarios.expect_graphql_releases(min(20, bench.released))
+        yield Comparison(
+            scenarios.RELEASE_LIST20,
+            Side(subject, [scenarios.graphql_releases("/graphql", 20)], expectation),
+            Side(floor, [scenarios.graphql_releases("/graphql/personaReleases", 20)], expectation),
+            details={"released": bench.released},
+        )
     if scenarios.PAGE50_VS_PAGE1 in names:
         page, after = walk_pages(bench, scenarios.DEEP_PAGE)
         size = scenarios.PAGE_SIZE
@@ -592,10 +634,11 @@ def run_rss(bench: Bench) -> dict[str, Any]:
         result.update(status="failed", reason=f"a query variant was answered wrongly: {error}")
         return result
     warm = max(1, min(1000, options.rss_requests // 10))
+    requests_sent = subject.requests(requests)
     asyncio.run(
         drive(
             subject.base_url,
-            requests[:1],
+            requests_sent[:1],
             options.connections,
             count=warm,
             duration=options.rss_max_seconds,
@@ -607,7 +650,7 @@ def run_rss(bench: Bench) -> dict[str, Any]:
     sent = asyncio.run(
         drive(
             subject.base_url,
-            requests,
+            requests_sent,
             options.connections,
             count=options.rss_requests,
             duration=options.rss_max_seconds,
@@ -701,19 +744,23 @@ def check_apollo(bench: Bench, peer: Server) -> list[dict[str, Any]]:
 def run(options: Options, driver: Driver, work_dir: Path) -> dict[str, Any]:
     started = time.monotonic()
     seeded_personas = data.personas(options.personas)
-    tagged = sum(
-        1
-        for persona in seeded_personas
+    tagged_at = [
+        index
+        for index, persona in enumerate(seeded_personas)
         if persona.metadata is not None and scenarios.TAG in persona.metadata["tags"]
-    )
+    ]
+    tagged = len(tagged_at)
+    released = len(set(tagged_at) & set(labelled(len(seeded_personas))))
     with contextlib.ExitStack() as stack:
         database = EmbeddedDatabase(work_dir / "database")
         uri = database.start()
         stack.callback(database.stop)
         log(f"embedded database at {uri}; seeding {options.personas:,} personas")
-        seeded = asyncio.run(seed_database(uri, DB_NAME, seeded_personas))
+        seeded = asyncio.run(
+            seed_database(uri, DB_NAME, seeded_personas, key=not options.anonymous)
+        )
         log(f"seeded in {seeded.seconds:.1f} s ({options.personas / seeded.seconds:,.0f}/s)")
-        subject = start_subject(uri, DB_NAME, work_dir)
+        subject = start_subject(uri, DB_NAME, work_dir, seeded.token)
         stack.callback(subject.stop)
         floor = start_floor(uri, DB_NAME, work_dir)
         stack.callback(floor.stop)
@@ -722,7 +769,17 @@ def run(options: Options, driver: Driver, work_dir: Path) -> dict[str, Any]:
         log(f"subject (personas serve) pid {subject.pid} at {subject.base_url}")
         log(f"floor (bench.floor) pid {floor.pid} at {floor.base_url}")
         apollo, apollo_info = start_peer(options, uri, work_dir, stack)
-        bench = Bench(options, driver, subject, floor, database.pid, seeded.ids, tagged)
+        bench = Bench(
+            options,
+            driver,
+            subject,
+            floor,
+            database.pid,
+            seeded.ids,
+            tagged,
+            labelled=seeded.labelled,
+            released=released,
+        )
         if apollo is not None:
             checks = check_apollo(bench, apollo)
             apollo_info["checks"] = checks
@@ -761,6 +818,8 @@ def run(options: Options, driver: Driver, work_dir: Path) -> dict[str, Any]:
         "rss": rss,
         "personas": options.personas,
         "tagged_personas": tagged,
+        "labelled_personas": len(seeded.labelled),
+        "released_tagged_personas": released,
         "seed_seconds": round(seeded.seconds, 1),
         "machine": report.machine(driver.describe()),
         "options": options.as_json(getattr(driver, "threads", None)),
@@ -802,6 +861,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rss_max_seconds=arguments.rss_max_seconds,
         apollo=arguments.apollo,
         apollo_warmup=arguments.apollo_warmup,
+        anonymous=arguments.anonymous,
     )
     keep = arguments.work_dir is not None
     work_dir: Path = arguments.work_dir or Path(tempfile.mkdtemp(prefix="personas-bench-"))

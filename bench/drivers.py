@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -42,6 +43,9 @@ class Request:
     @classmethod
     def get(cls, target: str) -> Request:
         return cls("GET", target)
+
+    def with_headers(self, headers: Sequence[tuple[str, str]]) -> Request:
+        return dataclasses.replace(self, headers=(*self.headers, *headers)) if headers else self
 
     @classmethod
     def graphql_post(cls, target: str, payload: Any) -> Request:

@@ -65,13 +65,16 @@ async def graphql_persona_by_id(request: Request) -> Response:
     return respond({"data": {"persona": None if found is None else graphql_persona(found)}})
 
 
-async def graphql_personas(request: Request) -> Response:
-    variables = await variables_of(request)
-    specs = [
+def filter_specs(variables: dict[str, Any]) -> list[domain.FilterSpec]:
+    return [
         domain.FilterSpec(item["path"], item.get("value"), domain.Operator(item.get("op", "eq")))
         for item in variables.get("filter") or ()
     ]
-    query = domain.persona_query(all_of=specs)
+
+
+async def graphql_personas(request: Request) -> Response:
+    variables = await variables_of(request)
+    query = domain.persona_query(all_of=filter_specs(variables))
     page = await services.list_personas(
         store_of(request), domain.ANONYMOUS, query, variables.get("first"), variables.get("after")
     )
@@ -80,6 +83,49 @@ async def graphql_personas(request: Request) -> Response:
         "pageInfo": {"hasNextPage": page.has_next, "endCursor": page.end_cursor},
     }
     return respond({"data": {"personas": connection}})
+
+
+def graphql_revision(revision: domain.Revision) -> dict[str, Any]:
+    return {
+        "personaId": revision.persona_id,
+        "version": revision.version,
+        "name": revision.name,
+        "content": revision.content,
+        "metadata": revision.metadata,
+        "operation": revision.operation.name,
+        "actor": revision.actor,
+        "createdAt": revision.created_at.isoformat(),
+    }
+
+
+async def graphql_revision_by_label(request: Request) -> Response:
+    variables = await variables_of(request)
+    found = await services.get_revision(
+        store_of(request),
+        domain.ANONYMOUS,
+        domain.parse_id(variables["id"]),
+        label=variables["label"],
+    )
+    revision = None if found is None else graphql_revision(found)
+    return respond({"data": {"personaRevision": revision}})
+
+
+async def graphql_releases(request: Request) -> Response:
+    variables = await variables_of(request)
+    query = domain.persona_query(all_of=filter_specs(variables))
+    page = await services.list_releases(
+        store_of(request),
+        domain.ANONYMOUS,
+        variables["label"],
+        query,
+        variables.get("first"),
+        variables.get("after"),
+    )
+    connection = {
+        "nodes": [graphql_revision(item) for item in page.items],
+        "pageInfo": {"hasNextPage": page.has_next, "endCursor": page.end_cursor},
+    }
+    return respond({"data": {"personaReleases": connection}})
 
 
 async def graphql_create_persona(request: Request) -> Response:
@@ -160,6 +206,8 @@ def create_floor(settings: Settings) -> Starlette:
         Route("/graphql/persona", graphql_persona_by_id, methods=["POST"]),
         Route("/graphql/personas", graphql_personas, methods=["POST"]),
         Route("/graphql/createPersona", graphql_create_persona, methods=["POST"]),
+        Route("/graphql/personaRevision", graphql_revision_by_label, methods=["POST"]),
+        Route("/graphql/personaReleases", graphql_releases, methods=["POST"]),
         Route("/v1/personas/{persona_id}", rest_persona_by_id, methods=["GET"]),
         Route("/v1/personas", rest_personas, methods=["GET"]),
     ]

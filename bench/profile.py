@@ -39,6 +39,8 @@ PROFILED = (
     scenarios.GRAPHQL_LIST100,
     scenarios.REST_BY_ID,
     scenarios.REST_LIST20,
+    scenarios.GRAPHQL_RELEASE_BY_LABEL,
+    scenarios.RELEASE_LIST20,
 )
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
@@ -223,8 +225,12 @@ def cprofile_summary(path: Path, requests: int, top: int) -> str:
     return "\n".join(lines)
 
 
-def requests_for(name: str, ids: Sequence[str]) -> list[Request]:
+def requests_for(name: str, ids: Sequence[str], labelled: Sequence[str]) -> list[Request]:
     sample = scenarios.sample(ids)
+    if name == scenarios.GRAPHQL_RELEASE_BY_LABEL:
+        return [scenarios.graphql_release("/graphql", item) for item in scenarios.sample(labelled)]
+    if name == scenarios.RELEASE_LIST20:
+        return [scenarios.graphql_releases("/graphql", 20)]
     if name == scenarios.GRAPHQL_BY_ID:
         return [scenarios.graphql_by_id("/graphql", item) for item in sample]
     if name == scenarios.REST_BY_ID:
@@ -241,6 +247,7 @@ def record(
 ) -> tuple[int, float]:
     """Load for `options.duration` seconds while py-spy samples; requests and CPU seconds."""
     driver = WrkDriver(threads=2, timeout=10)
+    requests = server.requests(requests)
     if options.warmup > 0:
         driver.measure(server.base_url, requests, options.warmup, options.connections)
     wait_idle([server.pid], 30)
@@ -301,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the server under cProfile (CPU clock) instead of sampling it with py-spy",
     )
+    parser.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="call the server without an API key (anonymous loopback access, which asks the "
+        "database on every request whether a key exists) instead of with one",
+    )
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument(
         "--scenarios",
@@ -324,13 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def measure_cprofiled(
-    uri: str, requests: list[Request], options: argparse.Namespace, work_dir: Path, stats: Path
+    uri: str,
+    requests: list[Request],
+    options: argparse.Namespace,
+    work_dir: Path,
+    stats: Path,
+    token: str | None,
 ) -> tuple[int, float]:
     """A fresh server under cProfile, loaded for `options.duration` seconds, then stopped
     (which writes the stats); requests and the CPU seconds /proc saw."""
-    subject = start_subject(uri, DB_NAME, work_dir, cprofile_output=stats)
+    subject = start_subject(uri, DB_NAME, work_dir, token, cprofile_output=stats)
     try:
         subject.wait_ready("/readyz")
+        requests = subject.requests(requests)
         driver = WrkDriver(threads=2, timeout=10)
         if options.warmup > 0:
             driver.measure(subject.base_url, requests, options.warmup, options.connections)
@@ -371,23 +390,25 @@ def main(argv: Iterable[str] | None = None) -> int:
         database = EmbeddedDatabase(work_dir / "database")
         uri = database.start()
         stack.callback(database.stop)
-        seeded = asyncio.run(seed_database(uri, DB_NAME, data.personas(options.personas)))
+        personas = data.personas(options.personas)
+        seeded = asyncio.run(seed_database(uri, DB_NAME, personas, key=not options.anonymous))
+        token = seeded.token
         subject = None
         for name in names:
-            requests = requests_for(name, seeded.ids)
+            requests = requests_for(name, seeded.ids, seeded.labelled)
             heading = (
                 f"## {name}\n\n{scenarios.DESCRIPTIONS[name]}; {options.personas:,} personas, "
                 f"{options.connections} connections, {options.duration:g} s"
             )
             if options.cprofile:
                 stats = options.output_dir / f"{name}.cprofile"
-                count, cpu = measure_cprofiled(uri, requests, options, work_dir, stats)
+                count, cpu = measure_cprofiled(uri, requests, options, work_dir, stats, token)
                 body = cprofile_summary(stats, count, options.top)
                 method = "cProfile (CPU clock)"
             else:
                 assert py_spy is not None
                 if subject is None:
-                    subject = start_subject(uri, DB_NAME, work_dir)
+                    subject = start_subject(uri, DB_NAME, work_dir, token)
                     stack.callback(subject.stop)
                     subject.wait_ready("/readyz")
                 raw = options.output_dir / f"{name}.raw.txt"

@@ -152,16 +152,16 @@ def _verdict(met: bool | None, status: str, valid: bool = True) -> str:
 
 
 HEADER = (
-    f"{'scenario':<18} {'subject req/s':>13} {'floor req/s':>11} {'ratio':>6} {'target':>8} "
+    f"{'scenario':<24} {'subject req/s':>13} {'floor req/s':>11} {'ratio':>6} {'target':>8} "
     f"{'verdict':>8} {'cpu ms':>7} {'floor cpu':>9} {'cpu ratio':>9} "
     f"{'p50 ms':>8} {'p99 ms':>8} {'floor p50':>9} {'floor p99':>9} {'errors':>7}"
 )
 APOLLO_HEADER = (
-    f"{'vs Apollo Server':<18} {'cpu ms':>7} {'apollo cpu':>10} {'cpu ratio':>9} "
+    f"{'vs Apollo Server':<24} {'cpu ms':>7} {'apollo cpu':>10} {'cpu ratio':>9} "
     f"{'subject req/s':>13} {'apollo req/s':>12} {'ratio':>6} {'apollo p50':>10} "
     f"{'apollo p99':>10} {'errors':>7}"
 )
-CPU_HEADER = f"{'cpu target':<18} {'versus':>7} {'cpu ratio':>9} {'target':>8} {'verdict':>8}"
+CPU_HEADER = f"{'cpu target':<24} {'versus':>7} {'cpu ratio':>9} {'target':>8} {'verdict':>8}"
 
 
 def apollo_table(results: dict[str, Any], notes: list[str]) -> list[str]:
@@ -177,11 +177,11 @@ def apollo_table(results: dict[str, Any], notes: list[str]) -> list[str]:
         if side is None:
             continue
         if side["status"] != "ok":
-            lines.append(f"{row['name']:<18} {side['status'].upper():>7}")
+            lines.append(f"{row['name']:<24} {side['status'].upper():>7}")
             notes.append(f"{row['name']} (apollo): {side['status']}: {shorten(side['reason'])}")
             continue
         lines.append(
-            f"{row['name']:<18} {_number(row['subject_cpu_ms'], 2):>7} "
+            f"{row['name']:<24} {_number(row['subject_cpu_ms'], 2):>7} "
             f"{_number(side['cpu_ms'], 2):>10} {_number(side['cpu_ratio'], 2):>9} "
             f"{_number(row['subject_rps']):>13} {_number(side['rps']):>12} "
             f"{_number(side['rps_ratio'], 2):>6} {_number(side['p50_ms']):>10} "
@@ -203,7 +203,7 @@ def cpu_targets(results: dict[str, Any]) -> list[str]:
             continue
         verdict = "-" if target["met"] is None else _verdict(target["met"], "ok")
         lines.append(
-            f"{row['name']:<18} {target['versus']:>7} {_number(target['ratio'], 2):>9} "
+            f"{row['name']:<24} {target['versus']:>7} {_number(target['ratio'], 2):>9} "
             f"{target['target']:>8} {verdict:>8}"
         )
     return lines if len(lines) > 2 else []
@@ -217,7 +217,7 @@ def table(results: dict[str, Any]) -> str:
         label = name + ("*" if name == PAGE50_VS_PAGE1 else "")
         errors = row.get("errors") or {}
         lines.append(
-            f"{label:<18} {_number(row['subject_rps']):>13} {_number(row['floor_rps']):>11} "
+            f"{label:<24} {_number(row['subject_rps']):>13} {_number(row['floor_rps']):>11} "
             f"{_number(row['ratio'], 2):>6} {TARGETS[name]!s:>8} "
             f"{_verdict(row['met'], row['status'], row['valid']):>8} "
             f"{_number(row['subject_cpu_ms'], 2):>7} {_number(row['floor_cpu_ms'], 2):>9} "
@@ -248,7 +248,7 @@ def table(results: dict[str, Any]) -> str:
                 f"RSS {rss['before_mib']:.1f} -> {rss['after_mib']:.1f} MiB)"
             )
         lines.append(
-            f"{RSS_GROWTH:<18} {shown:>13} {'':>11} {'':>6} {TARGETS[RSS_GROWTH]!s:>8} "
+            f"{RSS_GROWTH:<24} {shown:>13} {'':>11} {'':>6} {TARGETS[RSS_GROWTH]!s:>8} "
             f"{verdict:>8}{detail}"
         )
         if rss["status"] != "ok":
@@ -273,7 +273,8 @@ def table(results: dict[str, Any]) -> str:
         f"{results['personas']:,} personas; {options['rounds']} rounds x {options['duration']:g} s "
         f"per side, {options['connections']} connections; driver: {results['machine']['driver']}; "
         "medians over rounds; cpu ms: the server's user + system CPU (its process tree, "
-        "/proc) over a timed run / the requests it completed"
+        "/proc) over a timed run / the requests it completed; the server called "
+        + ("anonymously" if options.get("anonymous") else "with an API key")
     )
     blocks = [lines]
     for block in (peer_lines, target_lines):

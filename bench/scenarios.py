@@ -24,6 +24,29 @@ CREATE: Final = (
     f"createPersona(input: $input) {{ {SELECTION} }} }}"
 )
 
+REVISION_FIELDS: Final = (
+    "personaId",
+    "version",
+    "name",
+    "content",
+    "metadata",
+    "operation",
+    "actor",
+    "createdAt",
+)
+REVISION_SELECTION: Final = " ".join(REVISION_FIELDS)
+RELEASE_LABEL: Final = "production"
+"""The label the release scenarios read (the seed sets it on a share of the personas)."""
+RELEASE_BY_LABEL: Final = (
+    "query ReleaseByLabel($id: ID!, $label: String!) { "
+    f"personaRevision(id: $id, label: $label) {{ {REVISION_SELECTION} }} }}"
+)
+RELEASES: Final = (
+    "query Releases($label: String!, $filter: [MetadataFilter!], $first: Int, $after: String) { "
+    "personaReleases(label: $label, metadataFilter: $filter, first: $first, after: $after) { "
+    f"nodes {{ {REVISION_SELECTION} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+)
+
 TAG: Final = "prod"
 """The indexed tag the listing scenarios filter on."""
 TAG_FILTER: Final = [{"path": "tags", "value": TAG}]
@@ -56,6 +79,8 @@ REST_LIST20: Final = "rest_list20"
 GRAPHQL_LIST100: Final = "graphql_list100"
 PAGE50_VS_PAGE1: Final = "page50_vs_page1"
 GRAPHQL_CREATE: Final = "graphql_create"
+GRAPHQL_RELEASE_BY_LABEL: Final = "graphql_release_by_label"
+RELEASE_LIST20: Final = "release_list20"
 RSS_GROWTH: Final = "rss_growth_mib"
 
 COMPARISONS: Final = (
@@ -65,6 +90,8 @@ COMPARISONS: Final = (
     REST_LIST20,
     GRAPHQL_LIST100,
     PAGE50_VS_PAGE1,
+    GRAPHQL_RELEASE_BY_LABEL,
+    RELEASE_LIST20,
     GRAPHQL_CREATE,
 )
 """The scenarios with a subject and a floor side, in the order they are reported."""
@@ -99,6 +126,8 @@ TARGETS: Final = {
     GRAPHQL_LIST100: Target(">=", 0.50),
     PAGE50_VS_PAGE1: Target("<=", 1.2),
     GRAPHQL_CREATE: Target(">=", 0.70),
+    GRAPHQL_RELEASE_BY_LABEL: Target(">=", 0.70),
+    RELEASE_LIST20: Target(">=", 0.60),
     RSS_GROWTH: Target("<", 50),
 }
 
@@ -130,6 +159,10 @@ DESCRIPTIONS: Final = {
     GRAPHQL_LIST100: f'GraphQL personas(tags = "{TAG}", first: 100), vs the floor\'s store.find',
     PAGE50_VS_PAGE1: "GraphQL listing: p50 latency of page 50 over page 1 (keyset cursors)",
     GRAPHQL_CREATE: "GraphQL createPersona, vs the floor's store.create",
+    GRAPHQL_RELEASE_BY_LABEL: f'GraphQL personaRevision(id, label: "{RELEASE_LABEL}"), '
+    "vs the floor's services.get_revision",
+    RELEASE_LIST20: f'GraphQL personaReleases(label: "{RELEASE_LABEL}", tags = "{TAG}", '
+    "first: 20), vs the floor's services.list_releases",
     RSS_GROWTH: "subject RSS growth over many GraphQL requests with distinct query texts",
 }
 
@@ -226,6 +259,16 @@ def first_difference(left: Any, right: Any, path: str = "") -> str | None:
     if left != right:
         return f"{path or '(answer)'}: {left!r:.120} against {right!r:.120}"
     return None
+
+
+def graphql_release(target: str, persona_id: str) -> Request:
+    variables = {"id": persona_id, "label": RELEASE_LABEL}
+    return Request.graphql_post(target, {"query": RELEASE_BY_LABEL, "variables": variables})
+
+
+def graphql_releases(target: str, first: int, after: str | None = None) -> Request:
+    variables = {"label": RELEASE_LABEL, "filter": TAG_FILTER, "first": first, "after": after}
+    return Request.graphql_post(target, {"query": RELEASES, "variables": variables})
 
 
 def graphql_create(target: str) -> Request:
@@ -335,6 +378,36 @@ def expect_rest_listing(expected: int) -> Expectation:
         check_listing(answer["data"], expected)
         for item in answer["data"]:
             check_persona(item, None, REST_FIELDS)
+
+    return Expectation(check)
+
+
+def check_revision(revision: Any, persona_id: str | None) -> None:
+    check_persona(revision, None, REVISION_FIELDS)
+    if persona_id is not None and revision["personaId"] != persona_id:
+        raise ValueError(f"asked for persona {persona_id}, got {revision['personaId']}")
+
+
+def expect_graphql_release(persona_id: str) -> Expectation:
+    """The labelled version of the persona: the seed labels version 1."""
+
+    def check(answer: Any) -> None:
+        revision = graphql_data(answer, "personaRevision")
+        check_revision(revision, persona_id)
+        if revision["version"] != 1:
+            raise ValueError(f"expected version 1 (labelled by the seed), got {revision}")
+
+    return Expectation(check)
+
+
+def expect_graphql_releases(expected: int) -> Expectation:
+    def check(answer: Any) -> None:
+        connection = graphql_data(answer, "personaReleases")
+        check_listing(connection["nodes"], expected)
+        for node in connection["nodes"]:
+            check_revision(node, None)
+            if TAG not in (node["metadata"] or {}).get("tags", ()):
+                raise ValueError(f"release of {node['personaId']} is not tagged {TAG}")
 
     return Expectation(check)
 

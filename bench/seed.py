@@ -1,19 +1,27 @@
-"""Seeding: personas written through `PersonaStore.create`, many at a time, with a progress bar."""
+"""Seeding: personas written through `PersonaStore.create`, labels set through
+`store.labels.set`, many at a time, with a progress bar; and the API key the server is
+called with."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TextIO
 
+from bench.scenarios import RELEASE_LABEL
 from personas import domain
+from personas.auth import generate_key
 from personas.store import PersonaStore
 
 CONCURRENCY = 32
 BAR_WIDTH = 30
+LABEL_EVERY = 2
+"""RELEASE_LABEL goes on every LABEL_EVERY-th persona."""
+KEY_SCOPES = frozenset({"read", "write", "approve"})
 
 
 class ProgressBar:
@@ -67,6 +75,41 @@ class Seeded:
     ids: list[str]
     """Persona ids in the order they were written."""
     seconds: float
+    labelled: list[str] = field(default_factory=list)
+    """The ids of the personas whose version 1 carries RELEASE_LABEL, in the same order."""
+    token: str | None = None
+    """An API key of the seeded personas' tenant (`default`) with every scope."""
+
+
+def labelled(count: int) -> list[int]:
+    """The indexes of the seeded personas that get RELEASE_LABEL."""
+    return list(range(0, count, LABEL_EVERY))
+
+
+async def in_parallel(
+    count: int,
+    work: Callable[[int], Awaitable[None]],
+    label: str,
+    concurrency: int = CONCURRENCY,
+    stream: TextIO = sys.stderr,
+) -> None:
+    """`work(index)` for each index below `count`, `concurrency` at a time, with a bar."""
+    bar = ProgressBar(count, label, stream)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(count):
+        queue.put_nowait(index)
+
+    async def worker() -> None:
+        while not queue.empty():
+            await work(queue.get_nowait())
+            bar.advance()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, count)):
+                group.create_task(worker())
+    finally:
+        bar.close()
 
 
 async def seed(
@@ -75,36 +118,48 @@ async def seed(
     concurrency: int = CONCURRENCY,
     stream: TextIO = sys.stderr,
 ) -> Seeded:
-    """Write `personas` with `concurrency` creates in flight, as concurrent clients would."""
+    """Write `personas` with `concurrency` creates in flight, as concurrent clients would,
+    then set RELEASE_LABEL on the version 1 of every LABEL_EVERY-th one."""
     await store.ensure_indexes()
-    bar = ProgressBar(len(personas), "seeding personas", stream)
     ids: list[str] = [""] * len(personas)
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for index in range(len(personas)):
-        queue.put_nowait(index)
     started = time.monotonic()
 
-    async def worker() -> None:
-        while not queue.empty():
-            index = queue.get_nowait()
-            created = await store.create(domain.ANONYMOUS, personas[index])
-            ids[index] = created.id
-            bar.advance()
+    async def create(index: int) -> None:
+        ids[index] = (await store.create(domain.ANONYMOUS, personas[index])).id
 
-    try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, len(personas))):
-                group.create_task(worker())
-    finally:
-        bar.close()
-    return Seeded(ids=ids, seconds=time.monotonic() - started)
+    await in_parallel(len(personas), create, "seeding personas", concurrency, stream)
+    chosen = [ids[index] for index in labelled(len(personas))]
+
+    async def label(index: int) -> None:
+        await store.labels.set(domain.ANONYMOUS, chosen[index], RELEASE_LABEL, 1)
+
+    await in_parallel(len(chosen), label, f"labelling {RELEASE_LABEL}", concurrency, stream)
+    return Seeded(ids=ids, seconds=time.monotonic() - started, labelled=chosen)
+
+
+async def issue_key(store: PersonaStore) -> str:
+    """A new API key of the seeded personas' tenant, with every scope: its token."""
+    new = generate_key()
+    await store.keys.create(
+        new.id, new.secret_hash, domain.ANONYMOUS.tenant, KEY_SCOPES, "benchmark"
+    )
+    return new.token
 
 
 async def seed_database(
-    uri: str, db_name: str, personas: Sequence[domain.NewPersona], timeout_ms: int = 30_000
+    uri: str,
+    db_name: str,
+    personas: Sequence[domain.NewPersona],
+    timeout_ms: int = 30_000,
+    key: bool = True,
 ) -> Seeded:
+    """Seed the database; with `key`, create the API key too (while no key exists, the
+    server answers anonymous callers on loopback instead)."""
     store = PersonaStore.connect(uri, db_name, timeout_ms)
     try:
-        return await seed(store, personas)
+        seeded = await seed(store, personas)
+        if not key:
+            return seeded
+        return dataclasses.replace(seeded, token=await issue_key(store))
     finally:
         await store.close()

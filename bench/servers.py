@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from bench import floor
+from bench.drivers import Request
 
 ROOT = Path(__file__).resolve().parent.parent
 APOLLO_DIR = ROOT / "bench" / "peers" / "apollo"
@@ -73,6 +74,12 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    headers: tuple[tuple[str, str], ...] = ()
+    """Sent with every request to this server (the subject's API key)."""
+
+    def requests(self, requests: Iterable[Request]) -> list[Request]:
+        """`requests` as sent to this server: with its headers."""
+        return [request.with_headers(self.headers) for request in requests]
 
     @property
     def base_url(self) -> str:
@@ -159,15 +166,27 @@ to argv[2] when the server stops."""
 
 
 def start_subject(
-    uri: str, db_name: str, work_dir: Path, cprofile_output: Path | None = None
+    uri: str,
+    db_name: str,
+    work_dir: Path,
+    token: str | None = None,
+    cprofile_output: Path | None = None,
 ) -> Server:
     """`personas serve` in production settings, one worker, against the shared database
-    (under cProfile when `cprofile_output` is given)."""
+    (under cProfile when `cprofile_output` is given). With `token`, as in production: API
+    keys required (`PERSONAS_AUTH=required`), every request sent with this one; without,
+    anonymous loopback access."""
     port = free_port()
     command = [sys.executable, "-m", "personas", "serve", "--port", str(port)]
     if cprofile_output is not None:
         command = [sys.executable, "-c", CPROFILED_SERVE, str(port), str(cprofile_output)]
-    return _launch("subject", command, server_environment(uri, db_name, port), port, work_dir)
+    environment = server_environment(uri, db_name, port)
+    if token is None:
+        return _launch("subject", command, environment, port, work_dir)
+    environment["PERSONAS_AUTH"] = "required"
+    subject = _launch("subject", command, environment, port, work_dir)
+    subject.headers = (("Authorization", f"Bearer {token}"),)
+    return subject
 
 
 def start_floor(uri: str, db_name: str, work_dir: Path) -> Server:

@@ -30,7 +30,7 @@ from personas.graphql.schema import build_schema
 from personas.graphql.types import Context
 from personas.graphql.view import PersistedGraphQL
 from personas.guard import RequestGuard
-from personas.middleware import AccessLog, BodyLimit, JsonBodies
+from personas.middleware import AccessLog, RequestBodies
 from personas.notifications import runtime
 from personas.rest.routes import routes as rest_routes
 from personas.settings import Settings
@@ -201,8 +201,7 @@ def create_app(settings: Settings, stop_signals: bool = False) -> Starlette:
     app.state.database_status = DatabaseStatus(settings.data_dir, uri)
     app.state.drain = Drain(plan.drain)
     app.add_middleware(Authentication)
-    app.add_middleware(JsonBodies)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestBodies, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestGuard, limit=settings.db_timeout_ms / 1000)
     if settings.cors_origins:
         app.add_middleware(Cors, origins=settings.cors_origins)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,18 +13,26 @@ import orjson
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
 
+def json_line(
+    created: float, level: str, logger: str, message: str, fields: Mapping[str, Any]
+) -> str:
+    """A log line: when, level, logger and message, then the record's own fields."""
+    line: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level.lower(),
+        "logger": logger,
+        "msg": message,
+    }
+    line.update(fields)
+    return orjson.dumps(line, default=str).decode()
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        line.update((key, value) for key, value in record.__dict__.items() if key not in _STANDARD)
+        fields = {key: value for key, value in record.__dict__.items() if key not in _STANDARD}
         if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=str).decode()
+            fields["error"] = self.formatException(record.exc_info)
+        return json_line(record.created, record.levelname, record.name, record.getMessage(), fields)
 
 
 def configure(level: str) -> None:
@@ -34,3 +44,47 @@ def configure(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+def log_fields(logger: logging.Logger, level: int, message: str, fields: Mapping[str, Any]) -> None:
+    """`logger.log(level, message, extra=fields)`, in fewer steps where that changes nothing:
+    when the only handlers the record would reach are stream handlers with a
+    `JsonFormatter` (as `configure` and `personas serve` set up), the line they would write
+    is written to their streams directly, without a `LogRecord`. Otherwise (another
+    handler, a filter: a test capturing records, say) the record goes through logging."""
+    if not logger.isEnabledFor(level):
+        return
+    handlers = _json_handlers(logger, level)
+    if handlers is None:
+        logger.log(level, message, extra=dict(fields), stacklevel=2)
+        return
+    line = json_line(time.time(), logging.getLevelName(level), logger.name, message, fields)
+    for handler in handlers:
+        handler.acquire()
+        try:
+            handler.stream.write(line + handler.terminator)
+            handler.flush()
+        finally:
+            handler.release()
+
+
+def _json_handlers(logger: logging.Logger, level: int) -> list[logging.StreamHandler[Any]] | None:
+    """The handlers a record of `logger` at `level` reaches, when every one of them is a
+    plain stream handler formatting with `JsonFormatter` and nothing filters; else None."""
+    if logger.disabled or logger.filters:
+        return None
+    found: list[logging.StreamHandler[Any]] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if level < handler.level:
+                continue
+            if (
+                type(handler) is not logging.StreamHandler
+                or type(handler.formatter) is not JsonFormatter
+                or handler.filters
+            ):
+                return None
+            found.append(handler)
+        current = current.parent if current.propagate else None
+    return found or None  # no handler at all: logging's last resort decides

@@ -1,5 +1,5 @@
-"""HTTP middleware, outermost first: the access log, the body-size limit, JSON-only bodies.
-Refusals made here are shaped for the API a request addressed."""
+"""HTTP middleware, outermost first: the access log; the request body checks (JSON only,
+bounded in size). Refusals made here are shaped for the API a request addressed."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from http import HTTPStatus
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from personas.logs import log_fields
 from personas.rest.problems import PROBLEM, BodyTooLarge, problem_body
 
 access_log = logging.getLogger("personas.access")
@@ -75,19 +76,27 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            access_log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            fields = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            }
+            log_fields(access_log, logging.INFO, "request", fields)
 
 
-class BodyLimit:
-    """Refuses request bodies over `max_bytes` with 413, before reading more of them."""
+class RequestBodies:
+    """What a request may send, checked before its route runs:
+
+    - POST, PUT and PATCH bodies must be JSON (`application/json` or `application/*+json`),
+      or 415; a request with neither body nor media type goes on, to be answered by its
+      route. Refusing every other media type also stops cross-site form posts: a browser
+      cannot send JSON to another origin without a preflight.
+    - A body over `max_bytes` is refused with 413 before more of it is read: at once by
+      its Content-Length, or as it arrives.
+    """
+
+    METHODS = frozenset({"POST", "PUT", "PATCH"})
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -97,10 +106,34 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        given = ""
+        has_body = False
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(scope, send)
-                return
+            if name == b"content-length":
+                if value.isdigit() and int(value) > self.max_bytes:
+                    await self._too_large(scope, send)
+                    return
+                has_body = has_body or value.strip() not in (b"", b"0")
+            elif name == b"transfer-encoding":
+                has_body = True
+            elif name == b"content-type":
+                given = media_type(value.decode("latin-1"))
+        if scope["method"] in self.METHODS and (has_body or given) and not is_json(given):
+            await refuse(
+                scope,
+                send,
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Unsupported media type",
+                f"send the request body as application/json, not {given or 'nothing'}",
+            )
+            return
+        if not has_body:  # RFC 9112 §6.3: with neither header, the body is empty
+            await self.app(scope, receive, send)
+            return
+        await self._counted(scope, receive, send)
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0
         started = False
 
@@ -123,9 +156,9 @@ class BodyLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(scope, send)
+                await self._too_large(scope, send)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _too_large(self, scope: Scope, send: Send) -> None:
         await refuse(
             scope,
             send,
@@ -135,40 +168,3 @@ class BodyLimit:
             BodyTooLarge(self.max_bytes).detail,
             [(b"connection", b"close")],
         )
-
-
-class JsonBodies:
-    """POST, PUT and PATCH bodies must be JSON (`application/json` or `application/*+json`);
-    a request with neither body nor media type goes on, to be answered by its route.
-
-    Refusing every other media type with 415 also stops cross-site form posts: a
-    browser cannot send JSON to another origin without a preflight.
-    """
-
-    METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in self.METHODS:
-            given = ""
-            has_body = False
-            for name, value in scope["headers"]:
-                if name == b"content-type":
-                    given = media_type(value.decode("latin-1"))
-                elif name == b"transfer-encoding" or (
-                    name == b"content-length" and value.strip() not in (b"", b"0")
-                ):
-                    has_body = True
-            if (has_body or given) and not is_json(given):
-                await refuse(
-                    scope,
-                    send,
-                    415,
-                    "UNSUPPORTED_MEDIA_TYPE",
-                    "Unsupported media type",
-                    f"send the request body as application/json, not {given or 'nothing'}",
-                )
-                return
-        await self.app(scope, receive, send)

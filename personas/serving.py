@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
@@ -19,7 +21,19 @@ from personas.shutdown import ShutdownPlan, Watchdog, shutdown_plan
 
 log = logging.getLogger("personas")
 
-APP = "personas.app:app_from_environment"
+APP = "personas.serving:application"
+
+
+def application() -> Starlette:
+    """The uvicorn factory: the application, with everything built so far (modules, the
+    schema and its types, the routes) moved out of the garbage collector's way: a
+    collection no longer walks these long-lived objects."""
+    from personas.app import app_from_environment  # only where the server runs
+
+    app = app_from_environment()
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 class _Server(uvicorn.Server):

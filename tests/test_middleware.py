@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from personas.logs import JsonFormatter
-from personas.middleware import AccessLog, BodyLimit, JsonBodies, is_json, media_type
+from personas.middleware import AccessLog, RequestBodies, is_json, media_type
 
 
 async def echo(request: Request) -> Response:
@@ -30,8 +30,7 @@ def wrapped(max_bytes: int = 100) -> Starlette:
             Route("/v1/echo", echo, methods=["GET", "POST", "PUT"]),
         ]
     )
-    app.add_middleware(JsonBodies)
-    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.add_middleware(RequestBodies, max_bytes=max_bytes)
     app.add_middleware(AccessLog)
     return app
 

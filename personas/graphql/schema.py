@@ -1,5 +1,6 @@
-"""The schema: queries and mutations with their guards (depth, alias and token limits,
-bounded caches, no introspection in production), and how errors are shown to callers."""
+"""The schema: queries and mutations with their guards (depth, alias and token limits, a
+bounded cache of prepared documents, no introspection in production), and how errors are
+shown to callers."""
 
 from __future__ import annotations
 
@@ -10,28 +11,20 @@ from typing import Any
 import strawberry
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from personas import domain
 from personas.domain import DomainError
+from personas.graphql.documents import DocumentRules, PreparedDocuments
+from personas.graphql.execution import PreparedSchema
 from personas.graphql.notifications import (
     NotificationMutation,
     NotificationQuery,
     Subscription,
     SubscriptionsOverWebSocket,
 )
-from personas.graphql.operations import OperationNameRequired
 from personas.graphql.releases import ReleaseMutation, ReleaseQuery
 from personas.graphql.resolvers import Mutation, Query
 from personas.settings import Settings
@@ -41,28 +34,33 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     """The schema with its guards: depth, alias and token limits, bounded caches, and in
     production no introspection and no field suggestions."""
     settings = settings or Settings()
-    # The limiters' rules are built once: the validation cache is keyed by the rules, so
-    # rules made afresh for every request would never hit it.
-    rules = [
-        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
-    ]
+    rules = DocumentRules(
+        max_tokens=settings.graphql_max_tokens,
+        validation=(
+            *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
+            *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
+        ),
+        introspection=not settings.production,
+    )
+    # Queries and mutations run their prepared documents in PersonaSchema.execute; these
+    # extensions apply the same documents and errors to strawberry's other paths.
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: DomainErrors(hide_suggestions=settings.production),
-        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-        lambda: ParserCache(maxsize=settings.graphql_cache_size),
-        lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=settings.graphql_cache_size),
+        lambda: PreparedDocuments(schema.documents),
         SubscriptionsOverWebSocket,
-        OperationNameRequired,
     ]
-    if settings.production:
-        extensions.append(DisableIntrospection)
     query = merge_types("Query", (Query, ReleaseQuery, NotificationQuery))
     mutation = merge_types("Mutation", (Mutation, ReleaseMutation, NotificationMutation))
-    return PersonaSchema(
-        query=query, mutation=mutation, subscription=Subscription, extensions=extensions
+    schema = PersonaSchema(
+        query=query,
+        mutation=mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        rules=rules,
+        cache_size=settings.graphql_cache_size,
+        hide_suggestions=settings.production,
     )
+    return schema
 
 
 def present_error(error: GraphQLError) -> GraphQLError:
@@ -92,6 +90,13 @@ def present_error(error: GraphQLError) -> GraphQLError:
     )
 
 
+def presented(errors: list[GraphQLError], hide_suggestions: bool) -> list[GraphQLError]:
+    """Errors as callers see them: expected ones with their code, the rest masked, and in
+    production no "Did you mean ...?" hints."""
+    shown = [present_error(error) for error in errors]
+    return [without_suggestion(error) for error in shown] if hide_suggestions else shown
+
+
 def add_code(error: GraphQLError) -> None:
     """A document refused before it ran gets the code clients switch on (in place: the
     validation cache hands out the same error objects again)."""
@@ -119,7 +124,14 @@ def _is_coercion(error: GraphQLError) -> bool:
     return error.path is None and bool(_COERCION.match(error.message))
 
 
-class PersonaSchema(strawberry.Schema):
+class PersonaSchema(PreparedSchema):
+    def __init__(self, *, hide_suggestions: bool = False, **options: Any) -> None:
+        super().__init__(**options)
+        self.hide_suggestions = hide_suggestions
+
+    def present_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        return presented(errors, self.hide_suggestions)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -169,7 +181,4 @@ class DomainErrors(SchemaExtension):
 
     def _present(self, result: object) -> None:
         if isinstance(result, ExecutionResult | GraphQLExecutionResult) and result.errors:
-            errors = [present_error(error) for error in result.errors]
-            if self.hide_suggestions:
-                errors = [without_suggestion(error) for error in errors]
-            result.errors = errors
+            result.errors = presented(result.errors, self.hide_suggestions)

@@ -1,0 +1,114 @@
+"""A strawberry schema whose queries and mutations run prepared documents (documents.py)
+without strawberry's per-request extension runner. It makes the decisions strawberry's
+`Schema.execute` makes, in the same order: no query, a document that does not parse, an
+operation that is not there or not allowed, a document refused by the rules, then
+execution; errors go through `process_errors` and are shown by `present_errors`.
+Subscriptions keep strawberry's own path, where `PreparedDocuments` hands them the same
+documents."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from inspect import isawaitable
+from typing import Any, Final, TypeGuard, cast
+
+import strawberry
+from graphql import GraphQLError, execute
+from strawberry.exceptions import MissingQueryError
+from strawberry.execution import optimized_is_awaitable
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from personas.domain import InvalidInput
+from personas.graphql.documents import DocumentRules, Documents
+
+IS_AWAITABLE: Final = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable)
+"""strawberry's quick check of resolver results, as strawberry passes it to graphql-core."""
+
+
+class PreparedSchema(strawberry.Schema):
+    def __init__(self, *, rules: DocumentRules, cache_size: int, **options: Any) -> None:
+        super().__init__(**options)
+        self.documents = Documents(self._schema, rules, cache_size)
+
+    def present_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        """The errors as callers see them (after `process_errors` has seen them)."""
+        return errors
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        if self.config.enable_experimental_incremental_execution:
+            return await super().execute(
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed_operation_types,
+                operation_extensions,
+            )
+        if not query:
+            raise MissingQueryError
+        prepared = self.documents.prepare(query)
+        if prepared.document is None:
+            return self._refused(list(prepared.errors))
+        operation = prepared.operation(operation_name)
+        if operation is None:
+            raise CannotGetOperationTypeError(operation_name)
+        operation_type = OperationType(operation.operation.value)
+        allowed = (
+            DEFAULT_ALLOWED_OPERATION_TYPES
+            if allowed_operation_types is None
+            else allowed_operation_types
+        )
+        if operation_type not in allowed:
+            raise InvalidOperationTypeError(operation_type)
+        if operation_type is OperationType.SUBSCRIPTION:
+            # Plain HTTP would run a subscription once and never read its stream.
+            refused = InvalidInput(
+                "subscription", "subscribe over a WebSocket (graphql-transport-ws) at /graphql"
+            )
+            return self._refused([GraphQLError(refused.message, original_error=refused)])
+        refusals = prepared.refusals(operation_name)
+        if refusals:
+            return self._refused(refusals)
+        try:
+            result = execute(
+                self._schema,
+                prepared.document,
+                root_value=root_value,
+                context_value=context_value,
+                variable_values=variable_values,
+                operation_name=operation_name,
+                is_awaitable=IS_AWAITABLE,
+                executor_class=self.execution_context_class,
+                operation_extensions=operation_extensions,
+            )
+            if isawaitable(result):
+                result = await result
+        except Exception as error:  # shown masked, as strawberry does
+            return self._refused([_coerced(error)])
+        if not result.errors:
+            return ExecutionResult(data=result.data, errors=None)
+        self._process_errors(result.errors)
+        return ExecutionResult(data=result.data, errors=self.present_errors(result.errors))
+
+    def _refused(self, errors: list[GraphQLError]) -> ExecutionResult:
+        self._process_errors(errors)
+        return ExecutionResult(data=None, errors=self.present_errors(errors))
+
+
+def _coerced(error: Exception) -> GraphQLError:
+    return (
+        error if isinstance(error, GraphQLError) else GraphQLError(str(error), original_error=error)
+    )

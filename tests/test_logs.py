@@ -1,0 +1,61 @@
+"""Log lines: one JSON object each, the same whichever way a line is written."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from personas.logs import JsonFormatter, log_fields
+
+FIELDS = {"method": "GET", "path": "/healthz", "status": 200, "duration_ms": 1.25}
+
+
+@pytest.fixture
+def logger() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("personas.test-logs")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    yield logger, stream
+    logger.handlers[:] = []
+
+
+def test_a_line_written_directly_is_the_line_logging_writes(
+    logger: tuple[logging.Logger, io.StringIO],
+) -> None:
+    log, stream = logger
+    log_fields(log, logging.INFO, "request", FIELDS)
+    log.info("request", extra=FIELDS)
+    direct, logged = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert direct.pop("ts")[:19] == logged.pop("ts")[:19]
+    assert direct == logged == {"level": "info", "logger": log.name, "msg": "request", **FIELDS}
+
+
+def test_the_level_still_decides(logger: tuple[logging.Logger, io.StringIO]) -> None:
+    log, stream = logger
+    log.setLevel(logging.WARNING)
+    log_fields(log, logging.INFO, "request", FIELDS)
+    assert stream.getvalue() == ""
+
+
+def test_other_handlers_and_filters_get_a_record(
+    logger: tuple[logging.Logger, io.StringIO], caplog: pytest.LogCaptureFixture
+) -> None:
+    log, stream = logger
+    log.propagate = True
+    with caplog.at_level(logging.INFO, logger=log.name):
+        log_fields(log, logging.INFO, "request", FIELDS)
+    records = [record for record in caplog.records if record.name == log.name]
+    assert records
+    assert {getattr(record, "status", None) for record in records} == {200}
+    assert json.loads(stream.getvalue())["path"] == "/healthz"
+    log.addFilter(lambda record: False)
+    log_fields(log, logging.INFO, "request", FIELDS)
+    assert len(stream.getvalue().splitlines()) == 1
