@@ -42,7 +42,7 @@ async def serving(app: ASGIApp) -> AsyncIterator[int]:
         await task
 
 
-async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+async def until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
     """Wait until `condition` holds (a bounded wait, never a speed assertion)."""
     deadline = time.monotonic() + seconds
     while not condition():
@@ -115,11 +115,28 @@ class Receiver:
 
     status: int = 204
     received: list[Received] = field(default_factory=list)
+    delay: float = 0.0
+    """Seconds to wait before answering."""
+    location: str | None = None
+    """A Location header to answer with (for redirects)."""
+    elsewhere: int = 0
+    """Requests that reached /elsewhere (where a followed redirect would go)."""
 
     def app(self) -> Starlette:
         async def hook(request: Request) -> Response:
             body = await request.body()
             self.received.append(Received(dict(request.headers), body, time.monotonic()))
-            return Response(status_code=self.status)
+            await asyncio.sleep(self.delay)
+            headers = {} if self.location is None else {"location": self.location}
+            return Response(status_code=self.status, headers=headers)
 
-        return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+        async def elsewhere(request: Request) -> Response:
+            self.elsewhere += 1
+            return Response(status_code=204)
+
+        return Starlette(
+            routes=[
+                Route("/hook", hook, methods=["POST"]),
+                Route("/elsewhere", elsewhere, methods=["GET", "POST"]),
+            ]
+        )

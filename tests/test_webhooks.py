@@ -263,6 +263,32 @@ async def test_a_failing_receiver_gets_retries_with_growing_delays(
     assert all(later > earlier for earlier, later in itertools.pairwise(waits)), waits
 
 
+async def test_redirects_are_not_followed_and_attempts_have_a_time_limit(
+    hooked: Settings, receiver: tuple[Receiver, str]
+) -> None:
+    endpoint, url = receiver
+    endpoint.status = 307
+    endpoint.location = url.replace("/hook", "/elsewhere")
+    app = create_app(hooked.replace(webhook_timeout=0.5))
+    async with app.router.lifespan_context(app):
+        admin = await admin_client(app)
+        hook = (await admin.data(CREATE, {"url": url}))["createWebhook"]
+        await store_of(app).create(ACME, new_persona("P", "p"))
+        await until(lambda: len(endpoint.received) >= 1)
+        endpoint.status, endpoint.location, endpoint.delay = 204, None, 2.0
+        await until(lambda: len(endpoint.received) >= 2)
+        endpoint.delay = 0.0
+        (node,) = await settled(admin, hook["id"], 1)
+        redirected, slow, *_ = node["attempts"]
+        assert redirected["statusCode"] == 307
+        assert "redirects are not followed" in redirected["error"]
+        assert endpoint.elsewhere == 0
+        assert slow["statusCode"] is None
+        assert slow["error"] == "no answer within 0.5 s"
+        assert node["status"] == "DELIVERED"
+        await store_of(app).drop_database()
+
+
 async def test_an_endpoint_that_keeps_failing_is_disabled_with_the_reason(
     hooked: Settings, receiver: tuple[Receiver, str]
 ) -> None:
