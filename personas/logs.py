@@ -60,10 +60,12 @@ def log_fields(logger: logging.Logger, level: int, message: str, fields: Mapping
         return
     line = json_line(time.time(), logging.getLevelName(level), logger.name, message, fields)
     for handler in handlers:
+        stream = handler.stream
         handler.acquire()
         try:
-            handler.stream.write(line + handler.terminator)
-            handler.flush()
+            stream.write(line + handler.terminator)
+            if not getattr(stream, "line_buffering", False):  # else the line flushed it
+                stream.flush()
         finally:
             handler.release()
 
