@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from graphql import (
     ASTValidationRule,
@@ -22,6 +22,8 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
+
+from personas.graphql.plans import Plans
 
 MISSING_NAME = "Must provide operation name if query contains multiple operations."
 """graphql-core's wording of the refusal of a document holding several operations and no
@@ -51,6 +53,8 @@ class Prepared:
     document: DocumentNode | None
     errors: tuple[GraphQLError, ...]
     operations: tuple[OperationDefinitionNode, ...] = ()
+    plans: Plans = field(default_factory=dict, compare=False)
+    """Completion plans for the document's objects (plans.py), made as execution meets them."""
 
     def operation(self, name: str | None) -> OperationDefinitionNode | None:
         """The operation `name` selects: the one of that name, or the first without a name."""

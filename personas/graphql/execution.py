@@ -23,6 +23,7 @@ from strawberry.types.graphql import OperationType
 
 from personas.domain import InvalidInput
 from personas.graphql.documents import DocumentRules, Documents
+from personas.graphql.plans import PlannedExecutor
 
 IS_AWAITABLE: Final = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable)
 """strawberry's quick check of resolver results, as strawberry passes it to graphql-core."""
@@ -91,8 +92,9 @@ class PreparedSchema(strawberry.Schema):
                 variable_values=variable_values,
                 operation_name=operation_name,
                 is_awaitable=IS_AWAITABLE,
-                executor_class=self.execution_context_class,
+                executor_class=PlannedExecutor,
                 operation_extensions=operation_extensions,
+                plans=prepared.plans,
             )
             if isawaitable(result):
                 result = await result

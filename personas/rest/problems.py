@@ -209,3 +209,12 @@ EXCEPTION_HANDLERS: Final = {
     BodyTooLarge: body_too_large,
     Exception: unexpected_error,
 }
+
+
+async def answer(request: Request, error: Exception) -> Response:
+    """The answer to an error a REST handler raised: the handler of its most specific class
+    in `EXCEPTION_HANDLERS` (`Exception` last: logged, and answered 500)."""
+    handler = next(
+        EXCEPTION_HANDLERS[kind] for kind in type(error).__mro__ if kind in EXCEPTION_HANDLERS
+    )
+    return await handler(request, error)

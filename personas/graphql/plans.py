@@ -1,0 +1,238 @@
+"""Completion plans: an object value whose selected fields are all plain attributes is
+completed from a plan made once per prepared document, instead of by graphql-core's general
+executor (a resolve info, a path and four calls per field).
+
+A plan is made for an object type and the field nodes that select it, when every field
+selected is one strawberry reads straight off the object (a field without a resolver, an
+extension or arguments) or `__typename`, nothing in the selection carries a directive, and
+every object type reached has no `is_type_of` check and is not abstract. Completing from a
+plan does what graphql-core does on the way that succeeds: the same values in the same order,
+leaf values through the same `coerce_output_value`. Anything else it meets (a null where the
+schema says non-null, a value a scalar refuses, an awaitable, an exception, a value that is
+not a list where the schema says list) makes it give the object back to graphql-core's
+executor, which completes it again from the start and reports what it finds exactly as it
+always does: reading plain attributes twice has no effect."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any, Final, TypeAlias
+
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    InlineFragmentNode,
+    SelectionSetNode,
+    Undefined,
+    is_leaf_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList, collect_subfields
+from graphql.language.ast import FragmentDefinitionNode
+from graphql.pyutils import AwaitableOrValue, Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+Complete: TypeAlias = Callable[[Any], Any]
+"""A value completed for one output type; raises `GiveBack` where graphql-core must do it."""
+
+PlanKey: TypeAlias = tuple[str, tuple[int, ...]]
+Plans: TypeAlias = dict[PlanKey, "Complete | None"]
+"""Plans by object type name and the identities of the field nodes that select it (nodes of
+one prepared document, which keeps the plans alive as long as itself); None: no plan."""
+
+BACKREF: Final = GraphQLCoreConverter.DEFINITION_BACKREF
+
+
+class GiveBack(Exception):
+    """The value is not on a plan's way: graphql-core's executor completes it."""
+
+
+class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
+    """strawberry's graphql-core executor, completing objects from the prepared document's plans."""
+
+    def __init__(self, *args: Any, plans: Plans | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.plans: Plans = {} if plans is None else plans
+
+    def complete_object_value(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        info: Any,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        key = (return_type.name, tuple(id(details.node) for details in field_details_list))
+        plans = self.plans
+        if key in plans:
+            complete = plans[key]
+        else:
+            complete = plans[key] = self._object_plan(return_type, field_details_list)
+        if complete is not None:
+            try:
+                completed: dict[str, Any] | None = complete(result)
+            except Exception:  # GiveBack, or what a value raised: graphql-core reports it
+                completed = None
+            if completed is not None:
+                return completed
+        return super().complete_object_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+    def _object_plan(
+        self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> Complete | None:
+        if object_type.is_type_of is not None or not self._plain_selections(field_details_list):
+            return None
+        grouped, defer_usages, _ = collect_subfields(
+            self.schema,
+            self.fragments,
+            self.variable_values,
+            self.operation,
+            object_type,
+            field_details_list,
+            self.hide_suggestions,
+        )
+        if defer_usages:
+            return None
+        fields: list[tuple[str, Callable[..., Any] | None, Complete | str]] = []
+        for response_key, details in grouped.items():
+            if any(detail.defer_usage is not None for detail in details):
+                return None
+            name = details[0].node.name.value
+            if name == "__typename":
+                fields.append((response_key, None, object_type.name))
+                continue
+            field = object_type.fields.get(name)
+            if field is None or field.args:
+                return None
+            read = _attribute_reader(field.resolve, field.extensions)
+            complete = None if read is None else self._type_plan(field.type, details)
+            if complete is None:
+                return None
+            fields.append((response_key, read, complete))
+        is_awaitable = self.is_awaitable
+        entries = tuple(fields)
+
+        def complete_object(value: Any) -> Any:
+            if value is None or value is Undefined:
+                return None
+            if isinstance(value, Exception):
+                raise GiveBack
+            completed: dict[str, Any] = {}
+            for response_key, read, complete in entries:
+                if read is None:
+                    completed[response_key] = complete
+                    continue
+                item = read(value)
+                if is_awaitable(item):
+                    raise GiveBack  # graphql-core reads the same awaitable again and awaits it
+                completed[response_key] = complete(item)  # type: ignore[operator]
+            return completed
+
+        return complete_object
+
+    def _type_plan(
+        self, output_type: GraphQLOutputType, details: FieldDetailsList
+    ) -> Complete | None:
+        if isinstance(output_type, GraphQLNonNull):
+            inner = self._type_plan(output_type.of_type, details)
+            return None if inner is None else _non_null(inner)
+        if isinstance(output_type, GraphQLList):
+            inner = self._type_plan(output_type.of_type, details)
+            return None if inner is None else _list(inner, self.is_awaitable)
+        if is_leaf_type(output_type):
+            return _leaf(output_type.coerce_output_value)
+        if isinstance(output_type, GraphQLObjectType):
+            return self._object_plan(output_type, details)
+        return None  # an interface or a union: its runtime type is graphql-core's to resolve
+
+    def _plain_selections(self, field_details_list: FieldDetailsList) -> bool:
+        """No directive in the selection sets that collecting these fields visits."""
+        return all(
+            self._plain_selection_set(details.node.selection_set, set())
+            for details in field_details_list
+        )
+
+    def _plain_selection_set(self, selection_set: SelectionSetNode | None, seen: set[str]) -> bool:
+        if selection_set is None:
+            return False
+        for selection in selection_set.selections:
+            if selection.directives:
+                return False
+            if isinstance(selection, InlineFragmentNode):
+                if not self._plain_selection_set(selection.selection_set, seen):
+                    return False
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in seen:
+                    continue
+                seen.add(name)
+                fragment: FragmentDefinitionNode | None = self.fragment_definitions.get(name)
+                if fragment is None or fragment.directives:
+                    return False
+                if not self._plain_selection_set(fragment.selection_set, seen):
+                    return False
+            elif not isinstance(selection, FieldNode):
+                return False
+        return True
+
+
+def _attribute_reader(resolve: Any, extensions: Any) -> Callable[[Any], Any] | None:
+    """How strawberry's resolver of a field that is an attribute of its object (no resolver,
+    no field extensions, no permission classes) reads it: with the configured default
+    resolver, `getattr` unless configured otherwise. None for any other field."""
+    definition = (extensions or {}).get(BACKREF)
+    if (
+        resolve is None
+        or not getattr(resolve, "_is_default", False)
+        or definition is None
+        or not definition.is_basic_field
+        or definition.permission_classes
+    ):
+        return None
+    if definition.default_resolver is getattr:
+        return attrgetter(definition.python_name)
+    resolver, name = definition.default_resolver, definition.python_name
+    return lambda source: resolver(source, name)
+
+
+def _non_null(inner: Complete) -> Complete:
+    def complete_non_null(value: Any) -> Any:
+        completed = inner(value)
+        if completed is None:
+            raise GiveBack
+        return completed
+
+    return complete_non_null
+
+
+def _list(inner: Complete, is_awaitable: Callable[[Any], bool]) -> Complete:
+    def complete_list(value: Any) -> Any:
+        if value is None or value is Undefined:
+            return None
+        if not isinstance(value, list | tuple) or any(is_awaitable(item) for item in value):
+            raise GiveBack
+        return [inner(item) for item in value]
+
+    return complete_list
+
+
+def _leaf(coerce: Callable[[Any], Any]) -> Complete:
+    def complete_leaf(value: Any) -> Any:
+        if value is None or value is Undefined:
+            return None
+        if isinstance(value, Exception):
+            raise GiveBack
+        coerced = coerce(value)
+        if coerced is None or coerced is Undefined:
+            raise GiveBack
+        return coerced
+
+    return complete_leaf
