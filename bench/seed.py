@@ -122,7 +122,8 @@ async def seed(
     concurrency: int = CONCURRENCY,
     stream: TextIO = sys.stderr,
 ) -> Seeded:
-    """Write `personas` with `concurrency` creates in flight, then set RELEASE_LABEL on the version 1 of every LABEL_EVERY-th one."""
+    """Write `personas` with `concurrency` creates in flight, then set RELEASE_LABEL on the
+    version 1 of every LABEL_EVERY-th one."""
     await store.ensure_indexes()
     ids: list[str] = [""] * len(personas)
     started = time.monotonic()
