@@ -23,7 +23,6 @@ from personas.store.database import Database
 from personas.store.errors import translated
 
 REVISION_INDEX: Final = [("tenant", 1), ("persona_id", 1), ("version", -1)]
-_RELEASE_FIELDS: Final = ("name", "content", "metadata", "operation", "actor", "created_at")
 
 
 class BackupStore:
@@ -198,7 +197,7 @@ class BackupStore:
             release = revision_document(history.tenant, revision)
             await database.releases.insert_one(
                 {
-                    **{field: release[field] for field in _RELEASE_FIELDS},
+                    **{field: release[field] for field in documents.RELEASE_FIELDS},
                     **scope,
                     "label": label.name,
                     "version": label.version,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from personas.domain import Label, LabelEvent, Operation, Persona, Revision
+
+RELEASE_FIELDS: Final = ("name", "content", "metadata", "operation", "actor", "created_at")
+"""The fields of a revision that its release document (one per label set) copies."""
 
 
 def persona(document: Mapping[str, Any]) -> Persona:

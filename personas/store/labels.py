@@ -39,7 +39,6 @@ from personas.store.events import EventLog, label_move
 RELEASE_KEY: Final = [("tenant", 1), ("persona_id", 1), ("label", 1)]
 HISTORY_INDEX: Final = [("tenant", 1), ("persona_id", 1), ("label", 1), ("_id", -1)]
 PERSONA_HISTORY_INDEX: Final = [("tenant", 1), ("persona_id", 1), ("_id", -1)]
-_RELEASE_FIELDS: Final = ("name", "content", "metadata", "operation", "actor", "created_at")
 
 
 class LabelConflict(Conflict):
@@ -214,7 +213,7 @@ class LabelStore:
                 "set_at": moment,
             }
             await self._write_labels(persona, labels, session)
-            release = {field: revision.get(field) for field in _RELEASE_FIELDS}
+            release = {field: revision.get(field) for field in documents.RELEASE_FIELDS}
             await database.releases.update_one(
                 {"tenant": principal.tenant, "persona_id": persona["_id"], "label": label},
                 {
