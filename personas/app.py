@@ -53,6 +53,10 @@ class PersonaGraphQL(PersistedGraphQL[Context, None]):
                 authenticate=authenticator.principal,
                 cache_labels=False,
             )
+        return self.operation_context(request)
+
+    def operation_context(self, request: Request) -> Context:
+        state = request.app.state
         principal = getattr(request.state, "principal", domain.NOBODY)
         return Context(store=state.store, principal=principal, notifications=state.notifications)
 

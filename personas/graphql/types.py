@@ -33,14 +33,19 @@ class Context:
     """The payload of a WebSocket's connection_init."""
     cache_labels: bool = True
     """False for a connection that outlives one response, whose labels change meanwhile."""
-    labels: DataLoader[str, list[domain.Label]] = field(init=False)
-    """The labels of personas, batched: one query for every revision of a response."""
+    _labels: DataLoader[str, list[domain.Label]] | None = field(default=None, init=False)
 
-    def __post_init__(self) -> None:
-        async def load(persona_ids: Sequence[str]) -> list[list[domain.Label]]:
-            return await self.store.labels.of(self.principal, list(persona_ids))
+    @property
+    def labels(self) -> DataLoader[str, list[domain.Label]]:
+        """The labels of personas, batched: one query for every revision of a response
+        (made when a response first asks for labels)."""
+        if self._labels is None:
 
-        self.labels = DataLoader(load_fn=load, cache=self.cache_labels)
+            async def load(persona_ids: Sequence[str]) -> list[list[domain.Label]]:
+                return await self.store.labels.of(self.principal, list(persona_ids))
+
+            self._labels = DataLoader(load_fn=load, cache=self.cache_labels)
+        return self._labels
 
 
 @strawberry.type(description="A label (release) pointing at one version of a persona.")

@@ -76,9 +76,10 @@ class PersistedGraphQL(GraphQL[Context, RootValue]):
 
     async def post(self, request: Request) -> Response:
         """A POST request: what strawberry's view does with a JSON request object, in fewer
-        steps (the middleware has already checked the media type and the body's size).
-        Anything else posted (a batch, another media type, a streaming protocol) takes
-        strawberry's own way, to the same answer as before."""
+        steps (the middleware has already checked the media type and the body's size). The
+        operation runs in `operation_context` and gets no sub-response: its answer is the
+        result alone, JSON with status 200. Anything else posted (a batch, another media
+        type, a streaming protocol) takes strawberry's own way, to the same answer as before."""
         if "application/json" not in media_type(request.headers.get("content-type", "")) or any(
             protocol in self.stream_transport_classes_by_protocol for protocol in self.protocols
         ):
@@ -98,8 +99,7 @@ class PersistedGraphQL(GraphQL[Context, RootValue]):
         if not isinstance(extensions, dict | None):
             raise HTTPException(400, EXTENSIONS_TYPE)
         query = self.persisted.document(query, extensions)
-        sub_response = await self.get_sub_response(request)
-        context = await self.get_context(request, response=sub_response)
+        context = self.operation_context(request)
         try:
             result = await self.schema.execute(
                 query,
@@ -119,7 +119,11 @@ class PersistedGraphQL(GraphQL[Context, RootValue]):
         response_data = await self.process_result(request, result)
         if result.errors:
             self._handle_errors(result.errors, response_data)
-        return self.create_response(response_data, sub_response)
+        return Response(self.encode_json(response_data), media_type="application/json")
+
+    def operation_context(self, request: Request) -> Context:
+        """The context of an operation posted as JSON (the view's subclass knows its shape)."""
+        raise NotImplementedError
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
