@@ -21,7 +21,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 
 from personas import bodies, domain
-from personas.auth import Authentication, Authenticator, is_loopback
+from personas.auth import Authentication, Authenticator, is_loopback, principal_of
 from personas.availability import RETRY_AFTER_SECONDS, DatabaseStatus, prepare
 from personas.cors import Cors
 from personas.graphql import graphiql
@@ -57,7 +57,7 @@ class PersonaGraphQL(PersistedGraphQL[Context, None]):
 
     def operation_context(self, request: Request) -> Context:
         state = request.app.state
-        principal = getattr(request.state, "principal", domain.NOBODY)
+        principal = principal_of(request.scope)
         return Context(store=state.store, principal=principal, notifications=state.notifications)
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

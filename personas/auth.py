@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from personas.availability import RETRY_AFTER_SECONDS
-from personas.domain import ANONYMOUS, ApiKey, Principal, Unauthenticated, Unavailable
+from personas.domain import ANONYMOUS, NOBODY, ApiKey, Principal, Unauthenticated, Unavailable
 from personas.middleware import refuse
 from personas.store import PersonaStore
 
@@ -166,6 +166,13 @@ class Authentication:
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+
+def principal_of(scope: Scope) -> Principal:
+    """Whom a request acts for, as `Authentication` resolved it (nobody, on a path it
+    leaves alone)."""
+    principal: Principal = scope.get("state", {}).get("principal", NOBODY)
+    return principal
 
 
 def _graphiql_page(scope: Scope) -> bool:

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from personas import bodies, domain, services
+from personas import auth, bodies, domain, services
 from personas.domain import InvalidInput
 from personas.middleware import media_type
 from personas.rest import querystring, wire
@@ -169,8 +169,7 @@ def store_of(request: Request) -> PersonaStore:
 
 
 def principal_of(request: Request) -> domain.Principal:
-    principal: domain.Principal = getattr(request.state, "principal", domain.NOBODY)
-    return principal
+    return auth.principal_of(request.scope)
 
 
 def persona_id_of(request: Request) -> str:
