@@ -1,6 +1,7 @@
-"""Completion plans (graphql/plans.py): objects of plain attributes completed from a plan give
-exactly what graphql-core's executor gives, data and errors alike, and whatever is off the
-plan's way is handed back to graphql-core."""
+"""Completion plans and root plans (graphql/plans.py): objects of plain attributes completed
+from a plan, and query operations run from root fields collected once, give exactly what
+graphql-core's executor gives, data and errors alike, and whatever is off a plan's way is
+handed back to graphql-core."""
 
 from __future__ import annotations
 
@@ -79,6 +80,34 @@ class Query:
     async def later_item(self, shape: str = "ok") -> Item | None:
         return item(shape)  # type: ignore[no-any-return]
 
+    @strawberry.field
+    def echo(self, text: str, times: int = 1) -> str:
+        return text * times
+
+    @strawberry.field
+    def fails(self) -> str | None:
+        raise ValueError("a resolver that failed")
+
+    @strawberry.field
+    async def fails_later(self) -> str | None:
+        await asyncio.sleep(0)
+        raise ValueError("an awaited resolver that failed")
+
+    @strawberry.field
+    def required(self, present: bool = False) -> str:
+        return "here" if present else None  # type: ignore[return-value]
+
+    @strawberry.field
+    async def later_required(self) -> str:
+        return None  # type: ignore[return-value]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    def bump(self, by: int = 1) -> int:
+        return by + 1
+
 
 RULES = DocumentRules(max_tokens=10_000, validation=())
 SHAPES = (
@@ -120,18 +149,23 @@ fragment LeafParts on Leaf { code w: weight code }
 
 
 def schemas() -> tuple[PreparedSchema, strawberry.Schema]:
-    return PreparedSchema(rules=RULES, cache_size=10, query=Query), strawberry.Schema(query=Query)
+    return (
+        PreparedSchema(rules=RULES, cache_size=10, query=Query, mutation=Mutation),
+        strawberry.Schema(query=Query, mutation=Mutation),
+    )
 
 
 def shown(errors: list[GraphQLError] | None) -> list[dict[str, Any]]:
     return [dict(error.formatted) for error in errors or ()]
 
 
-async def both(query: str, variables: dict[str, Any]) -> tuple[Any, Any]:
+async def both(
+    query: str, variables: dict[str, Any] | None = None, operation_name: str | None = None
+) -> tuple[Any, Any]:
     planned, plain = schemas()
-    first = await planned.execute(query, variables)
-    again = await planned.execute(query, variables)  # from the plans the first run made
-    reference = await plain.execute(query, variables)
+    first = await planned.execute(query, variables, operation_name=operation_name)
+    again = await planned.execute(query, variables, operation_name=operation_name)
+    reference = await plain.execute(query, variables, operation_name=operation_name)
     assert (again.data, shown(again.errors)) == (first.data, shown(first.errors))
     return (first.data, shown(first.errors)), (reference.data, shown(reference.errors))
 
@@ -178,3 +212,81 @@ async def test_a_selection_with_directives_is_left_to_graphql_core(included: boo
     planned_schema, _ = schemas()
     await planned_schema.execute(query, {"on": included})
     assert list(planned_schema.documents.prepare(query).plans.values()) == [None]
+
+
+ROOTS = """
+query Roots($text: String!, $times: Int) {
+  __typename
+  first: echo(text: $text, times: $times)
+  echo(text: $text)
+  echo(text: $text)
+  ...More
+  ... on Query { again: echo(text: "x", times: 3) laterItem { name } }
+  item { name }
+}
+fragment More on Query { later: laterItem(shape: "ok") { name tags } fails }
+"""
+ROOT_CASES: dict[str, tuple[str, dict[str, Any] | None, str | None]] = {
+    "every kind of root field": (ROOTS, {"text": "ab", "times": 2}, None),
+    "a variable left to its default": (ROOTS, {"text": "ab"}, None),
+    "a required variable missing": (ROOTS, {}, None),
+    "a required variable null": (ROOTS, {"text": None}, None),
+    "a variable of the wrong type": (ROOTS, {"text": "ab", "times": "two"}, None),
+    "an unknown variable": (ROOTS, {"text": "ab", "other": 1}, None),
+    "a resolver that fails": ('{ fails echo(text: "a") }', None, None),
+    "an awaited resolver that fails": ('{ failsLater echo(text: "a") }', None, None),
+    "a non-null root field null": ('{ required echo(text: "a") }', None, None),
+    "an awaited non-null root field null": ("{ laterRequired laterItem { name } }", None, None),
+    "a broken value below a root field": (
+        '{ item(shape: "null_tag") { tags } echo(text: "a") }',
+        None,
+        None,
+    ),
+    "an operation chosen by name": ('query A { echo(text: "a") } query B { fails }', None, "B"),
+    "a mutation": ("mutation { bump(by: 2) b: bump }", None, None),
+    "a directive at the root": (
+        'query D($on: Boolean!) { echo(text: "a") @include(if: $on) fails @skip(if: $on) }',
+        {"on": True},
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ROOT_CASES, ids=list(ROOT_CASES))
+async def test_root_plans_answer_as_graphql_core_does(case: str) -> None:
+    query, variables, operation_name = ROOT_CASES[case]
+    planned, reference = await both(query, variables, operation_name)
+    assert planned == reference
+    assert repr(planned[0]) == repr(reference[0])
+
+
+async def test_a_root_plan_is_made_for_a_query_whose_root_fields_no_variable_decides() -> None:
+    planned, _ = schemas()
+
+    def root_plans(query: str) -> list[Any]:
+        return list(planned.documents.prepare(query).roots.values())
+
+    result = await planned.execute(ROOTS, {"text": "ab", "times": 2})
+    assert result.data is not None
+    assert result.data["first"] == "abab"
+    [plan] = root_plans(ROOTS)
+    assert plan is not None
+    assert list(plan.root_fields) == [
+        "__typename", "first", "echo", "later", "fails", "again", "laterItem", "item"
+    ]  # fmt: skip
+    assert len(plan.root_fields["echo"]) == 2  # the same field twice, merged
+    assert len(plan.root_fields["laterItem"]) == 1
+
+    # a new run takes the plan made: the same nodes, no second collection
+    await planned.execute(ROOTS, {"text": "cd"})
+    assert root_plans(ROOTS) == [plan]
+
+    for unplanned in (
+        "mutation { bump }",
+        'query D($on: Boolean!) { echo(text: "a") @include(if: $on) }',
+        'query D($on: Boolean!) { ... @include(if: $on) { echo(text: "a") } }',
+        "query D($on: Boolean!) { ...E @skip(if: $on) } fragment E on Query { fails }",
+        "query D($on: Boolean!) { ...E } fragment E on Query { fails @skip(if: $on) }",
+    ):
+        await planned.execute(unplanned, {"on": True})
+        assert root_plans(unplanned) == [None], unplanned

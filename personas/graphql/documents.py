@@ -23,7 +23,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from personas.graphql.plans import Plans
+from personas.graphql.plans import Plans, RootPlan, root_plan
 
 MISSING_NAME = "Must provide operation name if query contains multiple operations."
 """graphql-core's wording of the refusal of a document holding several operations and no
@@ -55,6 +55,8 @@ class Prepared:
     operations: tuple[OperationDefinitionNode, ...] = ()
     plans: Plans = field(default_factory=dict, compare=False)
     """Completion plans for the document's objects (plans.py), made as execution meets them."""
+    roots: dict[int, RootPlan | None] = field(default_factory=dict, compare=False)
+    """Root plans by the identity of the operation (one of `operations`), made as it runs."""
 
     def operation(self, name: str | None) -> OperationDefinitionNode | None:
         """The operation `name` selects: the one of that name, or the first without a name."""
@@ -64,6 +66,18 @@ class Prepared:
             if operation.name is not None and operation.name.value == name:
                 return operation
         return None
+
+    def root_plan(
+        self, schema: GraphQLSchema, operation: OperationDefinitionNode
+    ) -> RootPlan | None:
+        """The root plan of `operation`, one of this valid document's (plans.py)."""
+        key = id(operation)
+        roots = self.roots
+        if key in roots:
+            return roots[key]
+        assert self.document is not None
+        plan = roots[key] = root_plan(schema, self.document, operation)
+        return plan
 
     def refusals(self, name: str | None) -> list[GraphQLError]:
         """Why the document may not run with `operationName` `name` (empty: it may)."""

@@ -11,27 +11,50 @@ leaf values through the same `coerce_output_value`. Anything else it meets (a nu
 schema says non-null, a value a scalar refuses, an awaitable, an exception, a value that is
 not a list where the schema says list) makes it give the object back to graphql-core's
 executor, which completes it again from the start and reports what it finds exactly as it
-always does: reading plain attributes twice has no effect."""
+always does: reading plain attributes twice has no effect.
+
+A root plan is made once per query operation of a prepared document whose root selection has
+no directive (so no variable decides which root fields run) and whose fragments declare no
+variables: the root fields collected once, and the fragments sorted once. Running it does what
+graphql-core's `execute` does for such an operation after collecting its root fields: the
+variables coerced for each request, then the same executor executing the same root fields and
+reporting errors the same way."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, cast
 
 from graphql import (
+    DocumentNode,
+    ExecutionResult,
     FieldNode,
     FragmentSpreadNode,
+    GraphQLError,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLSchema,
     InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
     Undefined,
+    default_field_resolver,
+    default_type_resolver,
+    get_variable_values,
     is_leaf_type,
 )
-from graphql.execution.collect_fields import FieldDetailsList, collect_subfields
+from graphql.execution.collect_fields import (
+    FieldDetailsList,
+    FragmentDetails,
+    GroupedFieldSet,
+    collect_fields,
+    collect_subfields,
+)
 from graphql.language.ast import FragmentDefinitionNode
 from graphql.pyutils import AwaitableOrValue, Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -52,12 +75,129 @@ class GiveBack(Exception):
     """The value is not on a plan's way: graphql-core's executor completes it."""
 
 
+@dataclass(frozen=True, slots=True)
+class RootPlan:
+    """A query operation whose root fields no variable decides, collected once."""
+
+    operation: OperationDefinitionNode
+    root_type: GraphQLObjectType
+    fragment_definitions: dict[str, FragmentDefinitionNode]
+    fragments: dict[str, FragmentDetails]
+    root_fields: GroupedFieldSet
+
+
+def root_plan(
+    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
+) -> RootPlan | None:
+    """The root plan of `operation`, an operation of the valid `document`. None where
+    graphql-core decides the root fields per request (a directive, a fragment's variables),
+    for a mutation or a subscription, and for a selection too deeply nested to collect."""
+    root_type = schema.query_type
+    if root_type is None or operation.operation is not OperationType.QUERY:
+        return None
+    if operation.directives:
+        return None
+    fragment_definitions: dict[str, FragmentDefinitionNode] = {}
+    for definition in document.definitions:
+        if isinstance(definition, FragmentDefinitionNode):
+            if definition.variable_definitions:
+                return None
+            fragment_definitions[definition.name.value] = definition
+    if not plain_selection_set(operation.selection_set, fragment_definitions, set()):
+        return None
+    fragments = {
+        name: FragmentDetails(definition, None) for name, definition in fragment_definitions.items()
+    }
+    no_variables = get_variable_values(schema, (), {})
+    if isinstance(no_variables, list):  # pragma: no cover - no definitions, no errors
+        return None
+    try:
+        collected = collect_fields(schema, fragments, no_variables, root_type, operation)
+    except RecursionError:
+        return None
+    if collected.new_defer_usages or collected.forbidden_directive_instances:
+        return None
+    return RootPlan(
+        operation, root_type, fragment_definitions, fragments, collected.grouped_field_set
+    )
+
+
 class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
     """strawberry's graphql-core executor, completing objects from the prepared document's plans."""
 
     def __init__(self, *args: Any, plans: Plans | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.plans: Plans = {} if plans is None else plans
+
+    @classmethod
+    def run(
+        cls,
+        schema: GraphQLSchema,
+        plan: RootPlan,
+        *,
+        root_value: Any,
+        context_value: Any,
+        variable_values: dict[str, Any] | None,
+        is_awaitable: Callable[[Any], Any],
+        operation_extensions: dict[str, Any] | None,
+        plans: Plans,
+    ) -> AwaitableOrValue[ExecutionResult]:
+        """What graphql-core's `execute` answers for the planned operation: the variables
+        coerced (or the errors that refuse them), then the root fields executed."""
+        operation = plan.operation
+        coerced = get_variable_values(
+            schema, operation.variable_definitions or (), variable_values or {}, max_errors=50
+        )
+        if isinstance(coerced, list):
+            return ExecutionResult(None, errors=coerced)
+        executor = cls(
+            schema,
+            plan.fragment_definitions,
+            plan.fragments,
+            root_value,
+            context_value,
+            operation,
+            coerced,
+            default_field_resolver,
+            default_type_resolver,
+            default_field_resolver,
+            is_awaitable=is_awaitable,
+            operation_extensions=operation_extensions,
+            plans=plans,
+        )
+        return executor.execute_planned(plan)
+
+    def execute_planned(self, plan: RootPlan) -> AwaitableOrValue[ExecutionResult]:
+        """`execute_operation` for a query whose root fields were collected beforehand."""
+        try:
+            result = self.execute_collected_root_fields(
+                plan.root_type, self.root_value, plan.root_fields, False, ()
+            )
+            if self.is_awaitable(result):
+                return self._completed(result)
+            data = cast("dict[str, Any]", result)
+        except GraphQLError as error:
+            self.collected_errors.add(error, None)
+            return self._response(None)
+        return self._response(data)
+
+    async def _completed(self, result: Any) -> ExecutionResult:
+        try:
+            data = await result
+        except GraphQLError as error:
+            self.collected_errors.add(error, None)
+            return self._response(None)
+        except Exception:
+            await self.cancel_incremental_work()
+            self.run_async_work_finished_hook()
+            raise
+        return self._response(data)
+
+    def _response(self, data: dict[str, Any] | None) -> ExecutionResult:
+        response = self.finish(self.build_response(data))
+        if not isinstance(response, ExecutionResult):  # pragma: no cover - no @defer here
+            raise GraphQLError("the operation answered more than one payload")
+        return response
 
     def complete_object_value(
         self,
@@ -156,32 +296,39 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
     def _plain_selections(self, field_details_list: FieldDetailsList) -> bool:
         """No directive in the selection sets that collecting these fields visits."""
         return all(
-            self._plain_selection_set(details.node.selection_set, set())
+            plain_selection_set(details.node.selection_set, self.fragment_definitions, set())
             for details in field_details_list
         )
 
-    def _plain_selection_set(self, selection_set: SelectionSetNode | None, seen: set[str]) -> bool:
-        if selection_set is None:
+
+def plain_selection_set(
+    selection_set: SelectionSetNode | None,
+    fragment_definitions: dict[str, FragmentDefinitionNode],
+    seen: set[str],
+) -> bool:
+    """No directive in `selection_set`, nor in the fragments it spreads (`seen`: those
+    already looked at)."""
+    if selection_set is None:
+        return False
+    for selection in selection_set.selections:
+        if selection.directives:
             return False
-        for selection in selection_set.selections:
-            if selection.directives:
+        if isinstance(selection, InlineFragmentNode):
+            if not plain_selection_set(selection.selection_set, fragment_definitions, seen):
                 return False
-            if isinstance(selection, InlineFragmentNode):
-                if not self._plain_selection_set(selection.selection_set, seen):
-                    return False
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                if name in seen:
-                    continue
-                seen.add(name)
-                fragment: FragmentDefinitionNode | None = self.fragment_definitions.get(name)
-                if fragment is None or fragment.directives:
-                    return False
-                if not self._plain_selection_set(fragment.selection_set, seen):
-                    return False
-            elif not isinstance(selection, FieldNode):
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in seen:
+                continue
+            seen.add(name)
+            fragment = fragment_definitions.get(name)
+            if fragment is None or fragment.directives:
                 return False
-        return True
+            if not plain_selection_set(fragment.selection_set, fragment_definitions, seen):
+                return False
+        elif not isinstance(selection, FieldNode):
+            return False
+    return True
 
 
 def _attribute_reader(resolve: Any, extensions: Any) -> Callable[[Any], Any] | None:
