@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Final
+from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,15 +19,72 @@ log = logging.getLogger("personas.guard")
 HEALTH_PATHS: Final = frozenset({"/healthz", "/readyz"})
 MARGIN_SECONDS: Final = 1.0
 """How long past the database time limit a request may still run before it is cut off."""
+CHECK_SECONDS: Final = 0.1
+"""How often the deadlines of the requests running are checked: a request is cut off at most
+this long after its deadline."""
+SHUTTING_DOWN: Final = "the server is shutting down; try again"
 _RETRY: Final = (b"retry-after", str(RETRY_AFTER_SECONDS).encode())
 _CLOSE: Final = (b"connection", b"close")
+
+
+class Deadlines:
+    """The deadlines of the requests running, checked together every `CHECK_SECONDS` by one
+    timer, which runs only while some request does (a timer per request would cost each
+    request more than its check). The task of a request past its deadline is cancelled."""
+
+    def __init__(self) -> None:
+        self._running: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    @property
+    def checking(self) -> bool:
+        """Whether the timer runs (only while some request does)."""
+        return self._timer is not None
+
+    def enter(self, task: asyncio.Task[Any], deadline: float) -> None:
+        """`task` runs a request until `deadline` (event loop time)."""
+        self._running[task] = deadline
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(CHECK_SECONDS, self._check)
+
+    def leave(self, task: asyncio.Task[Any]) -> bool:
+        """`task` is done with its request; True when it was cancelled for its deadline."""
+        del self._running[task]
+        if task in self._expired:
+            self._expired.discard(task)
+            return True
+        return False
+
+    def expire_all(self) -> None:
+        """Cut off every request running now."""
+        if self._running:
+            log.warning("cutting off %d request(s) still running", len(self._running))
+        for task in self._running:
+            self._running[task] = float("-inf")
+        if self._timer is not None:
+            self._timer.cancel()
+        self._check()
+
+    def _check(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for task, deadline in self._running.items():
+            if deadline <= now and task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+        self._timer = loop.call_later(CHECK_SECONDS, self._check) if self._running else None
 
 
 class RequestGuard:
     """Bounds every HTTP request.
 
     - All the database work of a request shares one time limit (`limit` seconds); a
-      request still running `MARGIN_SECONDS` after it is answered `503`.
+      request still running `MARGIN_SECONDS` after it (up to `CHECK_SECONDS` more) is
+      answered `503`.
     - While the embedded database restarts or was given up on, requests other than the
       health checks are answered `503` at once, without waiting for the database.
     - While the server drains, responses carry `Connection: close`; the requests the
@@ -40,6 +97,8 @@ class RequestGuard:
     def __init__(self, app: ASGIApp, limit: float) -> None:
         self.app = app
         self.limit = limit
+        self.deadlines = Deadlines()
+        self._drain: Drain | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,20 +128,31 @@ class RequestGuard:
                     message = {**message, "headers": headers}
             await send(message)
 
-        deadline = asyncio.timeout(self.limit + MARGIN_SECONDS)
+        if drain is not self._drain:
+            self._drain = drain
+            drain.on_cut(self.deadlines.expire_all)
+        if drain.cut:
+            await self._refuse(scope, send, drain, SHUTTING_DOWN)
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        deadlines = self.deadlines
+        deadlines.enter(task, asyncio.get_running_loop().time() + self.limit + MARGIN_SECONDS)
+        expired = False
         try:
-            async with deadline:
-                drain.track(deadline)
-                try:
-                    with time_limit(self.limit):
-                        await self.app(scope, receive, guarded_send)
-                finally:
-                    drain.untrack(deadline)
-        except TimeoutError:
-            if not deadline.expired():
+            try:
+                with time_limit(self.limit):
+                    await self.app(scope, receive, guarded_send)
+            finally:
+                # as asyncio.timeout does: the cancellation made here is taken back, and
+                # only a CancelledError that nobody else asked for is the deadline's
+                expired = deadlines.leave(task) and task.uncancel() <= cancelling
+        except asyncio.CancelledError:
+            if not expired:
                 raise
             if drain.cut:
-                detail = "the server is shutting down; try again"
+                detail = SHUTTING_DOWN
             else:
                 detail = f"the request did not complete within {self.limit:g} s; try again"
             log.warning(

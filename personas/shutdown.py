@@ -68,7 +68,7 @@ class Drain:
         self.cutoff = cutoff
         self.draining = False
         self.cut = False
-        self._deadlines: set[asyncio.Timeout] = set()
+        self._on_cut: list[Callable[[], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous: dict[int, Any] = {}
 
@@ -102,26 +102,15 @@ class Drain:
         log.info("draining: requests still running in %g s will be answered 503", self.cutoff)
         loop.call_later(self.cutoff, self._cut_off)
 
+    def on_cut(self, cut_off: Callable[[], None]) -> None:
+        """Call `cut_off` (in the event loop's thread) when the drain cuts off the requests
+        still running; a request that starts after that is to be cut off at once."""
+        self._on_cut.append(cut_off)
+
     def _cut_off(self) -> None:
         self.cut = True
-        if self._deadlines:
-            log.warning("cutting off %d request(s) still running", len(self._deadlines))
-        for deadline in list(self._deadlines):
-            self._expire(deadline)
-
-    def track(self, deadline: asyncio.Timeout) -> None:
-        """A request's deadline, to be brought forward if the drain cuts it off."""
-        self._deadlines.add(deadline)
-        if self.cut:
-            self._expire(deadline)
-
-    def untrack(self, deadline: asyncio.Timeout) -> None:
-        self._deadlines.discard(deadline)
-
-    @staticmethod
-    def _expire(deadline: asyncio.Timeout) -> None:
-        if not deadline.expired():
-            deadline.reschedule(asyncio.get_running_loop().time())
+        for cut_off in self._on_cut:
+            cut_off()
 
 
 class Watchdog:

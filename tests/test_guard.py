@@ -24,7 +24,7 @@ from personas.auth import generate_key
 from personas.availability import DatabaseStatus
 from personas.domain import ALL_SCOPES, NewPersona, Principal, Unavailable
 from personas.embedded import EmbeddedDatabase
-from personas.guard import MARGIN_SECONDS, RequestGuard
+from personas.guard import CHECK_SECONDS, MARGIN_SECONDS, Deadlines, RequestGuard
 from personas.settings import Settings
 from personas.shutdown import Drain
 from personas.store import PersonaStore
@@ -97,6 +97,54 @@ async def test_the_drain_closes_connections_and_cuts_off_what_still_runs(tmp_pat
     assert cut.headers["retry-after"] == "1"
     assert "shutting down" in cut.json()["detail"]
     assert late.status_code == 503  # after the cut-off nothing waits
+
+
+def guard_of(app: Starlette) -> RequestGuard:
+    layer: object = app.middleware_stack
+    while not isinstance(layer, RequestGuard):
+        layer = getattr(layer, "app")  # noqa: B009 - every layer has its own type
+    return layer
+
+
+async def test_a_request_cancelled_by_its_caller_is_not_answered(tmp_path: Path) -> None:
+    """Only the deadline's own cancellation is answered 503: another (a caller gone, the
+    server stopping) goes on, and no deadline is left behind."""
+    app = guarded(tmp_path, limit=30)
+    async with client_of(app) as http:
+        assert (await http.get("/quick")).status_code == 200
+        guard = guard_of(app)
+        running = asyncio.create_task(http.get("/forever"))
+        await asyncio.sleep(0.05)
+        assert len(guard.deadlines) == 1
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        assert len(guard.deadlines) == 0
+
+
+async def test_deadlines_are_checked_by_one_timer_only_while_requests_run() -> None:
+    deadlines = Deadlines()
+    loop = asyncio.get_running_loop()
+    tasks = [asyncio.create_task(asyncio.Event().wait()) for _ in range(3)]
+    deadlines.enter(tasks[0], loop.time() + 0.05)
+    deadlines.enter(tasks[1], loop.time() + 60)
+    assert deadlines.checking
+    await asyncio.sleep(0.05 + CHECK_SECONDS + 0.1)
+    assert tasks[0].cancelled()  # past its deadline
+    assert not tasks[1].done()
+    assert deadlines.leave(tasks[0])
+    assert not deadlines.leave(tasks[1])  # left in time: not cancelled
+    await asyncio.sleep(CHECK_SECONDS + 0.05)
+    assert not deadlines.checking  # nothing runs: no timer
+
+    deadlines.enter(tasks[1], loop.time() + 60)
+    deadlines.enter(tasks[2], loop.time() + 60)
+    deadlines.expire_all()  # the drain's cut: everything running, at once
+    await asyncio.sleep(0)
+    assert tasks[1].cancelled()
+    assert tasks[2].cancelled()
+    assert deadlines.leave(tasks[1])
+    assert deadlines.leave(tasks[2])
 
 
 # -- the application, over the real database -----------------------------------------------
