@@ -23,8 +23,8 @@ async def list_personas(
     found = await store.find(principal, query, size, position)
     return domain.Page(
         items=found.items,
-        cursors=domain.encode_cursors(query, found.positions),
         has_next=found.has_next,
+        encode=lambda start, stop: domain.encode_cursors(query, found.positions[start:stop]),
     )
 
 
@@ -45,8 +45,10 @@ async def list_revisions(
     found = await store.revisions(principal, persona_id, size, before)
     return domain.Page(
         items=found.items,
-        cursors=[domain.encode_revision_cursor(item) for item in found.items],
         has_next=found.has_next,
+        encode=lambda start, stop: [
+            domain.encode_revision_cursor(item) for item in found.items[start:stop]
+        ],
     )
 
 
@@ -85,8 +87,8 @@ async def list_releases(
     found = await store.labels.releases(principal, name, query, size, position)
     return domain.Page(
         items=found.items,
-        cursors=domain.encode_cursors(query, found.positions),
         has_next=found.has_next,
+        encode=lambda start, stop: domain.encode_cursors(query, found.positions[start:stop]),
     )
 
 

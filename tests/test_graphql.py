@@ -290,6 +290,8 @@ async def walk(gql: GraphQLClient, first: int, filters: list[dict[str, Any]]) ->
         assert [edge["node"]["id"] for edge in connection["edges"]] == [
             node["id"] for node in connection["nodes"]
         ]
+        if connection["edges"]:
+            assert connection["edges"][-1]["cursor"] == connection["pageInfo"]["endCursor"]
         if not connection["pageInfo"]["hasNextPage"]:
             assert len(connection["nodes"]) <= first
             return seen
@@ -314,6 +316,15 @@ async def test_pagination_over_250_personas_returns_each_once(
     prod = await walk(gql, 20, [{"path": "tags", "value": "prod"}])
     assert len(prod) == 125
     assert prod == [persona_id for persona_id in everything if persona_id in set(prod)]
+
+
+async def test_every_edge_cursor_resumes_right_after_its_node(gql: GraphQLClient) -> None:
+    ids = [(await create(gql, name=f"p{index}"))["id"] for index in range(6)]
+    first = (await gql.data(LIST, {"first": 6}))["personas"]
+    assert [node["id"] for node in first["nodes"]] == ids[::-1]
+    for index, edge in enumerate(first["edges"]):
+        rest = (await gql.data(LIST, {"first": 6, "after": edge["cursor"]}))["personas"]
+        assert [node["id"] for node in rest["nodes"]] == ids[::-1][index + 1 :]
 
 
 async def test_pages_stay_exact_while_personas_are_created(gql: GraphQLClient) -> None:

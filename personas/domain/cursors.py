@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -131,15 +131,22 @@ class Found(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    """One page of a listing, with a cursor for each item."""
+    """One page of a listing, with a cursor for each item, encoded only when asked for (a
+    client that pages on needs the last one alone)."""
 
     items: list[T]
-    cursors: list[str]
     has_next: bool
+    encode: Callable[[int, int], list[str]]
+    """The cursors of the items from `start` up to `stop`."""
+
+    @property
+    def cursors(self) -> list[str]:
+        return self.encode(0, len(self.items))
 
     @property
     def end_cursor(self) -> str | None:
-        return self.cursors[-1] if self.cursors else None
+        count = len(self.items)
+        return self.encode(count - 1, count)[0] if count else None
 
 
 @dataclass(frozen=True, slots=True)

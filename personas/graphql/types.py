@@ -169,11 +169,20 @@ class PersonaRevisionEdge:
     node: PersonaRevision
 
 
+def revision_edges(root: PersonaRevisionConnection) -> list[PersonaRevisionEdge]:
+    """The edges, built only when selected: each one's cursor is encoded then."""
+    return [
+        PersonaRevisionEdge(cursor=cursor, node=node)
+        for cursor, node in zip(root.page.cursors, root.nodes, strict=True)
+    ]
+
+
 @strawberry.type
 class PersonaRevisionConnection:
-    edges: list[PersonaRevisionEdge]
+    edges: list[PersonaRevisionEdge] = strawberry.field(resolver=revision_edges)
     nodes: list[PersonaRevision]
     page_info: PageInfo
+    page: strawberry.Private[domain.Page[domain.Revision]]
     count: strawberry.Private[Callable[[], Awaitable[int]]]
 
     @strawberry.field(description="All revisions of the listing; counted only when selected.")
@@ -196,14 +205,10 @@ class PersonaRevisionConnection:
     def from_page(
         cls, page: domain.Page[domain.Revision], count: Callable[[], Awaitable[int]]
     ) -> Self:
-        nodes = [PersonaRevision.from_domain(item) for item in page.items]
         return cls(
-            edges=[
-                PersonaRevisionEdge(cursor=cursor, node=node)
-                for cursor, node in zip(page.cursors, nodes, strict=True)
-            ],
-            nodes=nodes,
+            nodes=[PersonaRevision.from_domain(item) for item in page.items],
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+            page=page,
             count=count,
         )
 
@@ -268,11 +273,20 @@ class PersonaEdge:
     node: Persona
 
 
+def persona_edges(root: PersonaConnection) -> list[PersonaEdge]:
+    """The edges, built only when selected: each one's cursor is encoded then."""
+    return [
+        PersonaEdge(cursor=cursor, node=node)
+        for cursor, node in zip(root.page.cursors, root.nodes, strict=True)
+    ]
+
+
 @strawberry.type
 class PersonaConnection:
-    edges: list[PersonaEdge]
+    edges: list[PersonaEdge] = strawberry.field(resolver=persona_edges)
     nodes: list[Persona]
     page_info: PageInfo
+    page: strawberry.Private[domain.Page[domain.Persona]]
     count: strawberry.Private[Callable[[], Awaitable[int]]]
 
     @strawberry.field(description="All matching personas; counted only when selected.")
@@ -283,14 +297,10 @@ class PersonaConnection:
     def from_page(
         cls, page: domain.Page[domain.Persona], count: Callable[[], Awaitable[int]]
     ) -> Self:
-        nodes = [Persona.from_domain(item) for item in page.items]
         return cls(
-            edges=[
-                PersonaEdge(cursor=cursor, node=node)
-                for cursor, node in zip(page.cursors, nodes, strict=True)
-            ],
-            nodes=nodes,
+            nodes=[Persona.from_domain(item) for item in page.items],
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+            page=page,
             count=count,
         )
 

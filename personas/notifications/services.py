@@ -70,6 +70,8 @@ async def list_deliveries(
     found = await store.webhooks.deliveries(principal, webhook_id, size, before)
     return domain.Page(
         items=found.items,
-        cursors=[encode_delivery_cursor(item) for item in found.items],
         has_next=found.has_next,
+        encode=lambda start, stop: [
+            encode_delivery_cursor(item) for item in found.items[start:stop]
+        ],
     )
