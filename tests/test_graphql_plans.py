@@ -28,10 +28,16 @@ class Leaf:
     weight: int | None
 
 
+class Named(str):
+    """A str of a type of its own: coerced as graphql-core coerces it, not taken as it is."""
+
+
 @strawberry.type
 class Item:
     name: str
     count: int
+    flag: bool
+    ident: strawberry.ID
     note: str | None
     tags: list[str]
     leaves: list[Leaf]
@@ -47,15 +53,32 @@ def item(shape: str) -> Any:
     good: dict[str, Any] = {
         "name": "a",
         "count": 2,
+        "flag": False,
+        "ident": strawberry.ID("i1"),
         "note": None,
         "tags": ["x", "y"],
         "leaves": [Leaf(code="l1", weight=1), Leaf(code="l2", weight=None)],
-        "child": Item(name="b", count=1, note="n", tags=[], leaves=[], child=None),
+        "child": Item(
+            name="b",
+            count=1,
+            flag=True,
+            ident=strawberry.ID("i2"),
+            note="n",
+            tags=[],
+            leaves=[],
+            child=None,
+        ),
     }
     broken_by: dict[str, Callable[[], dict[str, Any]]] = {
         "ok": lambda: {},
         "null_name": lambda: {"name": None},
         "not_an_int": lambda: {"count": "many"},
+        "huge_int": lambda: {"count": 2**40},
+        "bool_count": lambda: {"count": True},
+        "int_name": lambda: {"name": 7},
+        "str_subclass": lambda: {"name": Named("n")},
+        "int_flag": lambda: {"flag": 1},
+        "int_ident": lambda: {"ident": 5},
         "null_tag": lambda: {"tags": ["x", None]},
         "not_a_list": lambda: {"tags": 7},
         "tuple_tags": lambda: {"tags": ("x", "y")},
@@ -64,7 +87,16 @@ def item(shape: str) -> Any:
         "null_leaf_code": lambda: {"leaves": [Leaf(code=None, weight=3)]},  # type: ignore[arg-type]
         "error_value": lambda: {"note": ValueError("a note that failed")},
         "deep_null": lambda: {
-            "child": Item(name=None, count=1, note=None, tags=[], leaves=[], child=None)  # type: ignore[arg-type]
+            "child": Item(
+                name=None,  # type: ignore[arg-type]
+                count=1,
+                flag=True,
+                ident=strawberry.ID("i3"),
+                note=None,
+                tags=[],
+                leaves=[],
+                child=None,
+            )
         },
     }
     return Item(**{**good, **broken_by[shape]()})
@@ -114,6 +146,12 @@ SHAPES = (
     "ok",
     "null_name",
     "not_an_int",
+    "huge_int",
+    "bool_count",
+    "int_name",
+    "str_subclass",
+    "int_flag",
+    "int_ident",
     "null_tag",
     "not_a_list",
     "tuple_tags",
@@ -126,7 +164,7 @@ SHAPES = (
 EVERY_FIELD = """
 query Q($shape: String!) {
   item(shape: $shape) {
-    __typename name count note tags
+    __typename name count flag ident note tags
     leaves { __typename code weight }
     child { name count note tags leaves { code } child { name } }
   }

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
 from operator import attrgetter
 from typing import Any, Final, TypeAlias, cast
 
@@ -57,6 +58,14 @@ from graphql.execution.collect_fields import (
 )
 from graphql.language.ast import FragmentDefinitionNode
 from graphql.pyutils import AwaitableOrValue, Path
+from graphql.type.scalars import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
+    serialize_boolean,
+    serialize_id,
+    serialize_int,
+    serialize_string,
+)
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
@@ -69,6 +78,17 @@ Plans: TypeAlias = dict[PlanKey, "Complete | None"]
 one prepared document, which keeps the plans alive as long as itself); None: no plan."""
 
 BACKREF: Final = GraphQLCoreConverter.DEFINITION_BACKREF
+NEVER_AWAITABLE: Final = frozenset(
+    {type(None), bool, int, float, str, bytes, list, tuple, dict, set, frozenset, datetime, date}
+)
+"""Types whose values are never awaitable (of these exact types): their values need no
+`is_awaitable` call, which answers False for them."""
+PASSED_THROUGH: Final[dict[Callable[[Any], Any], type]] = {
+    serialize_string: str,
+    serialize_id: str,
+    serialize_boolean: bool,
+}
+"""graphql-core's scalars that answer a value of this exact type with the value itself."""
 
 
 class GiveBack(Exception):
@@ -271,7 +291,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                     completed[response_key] = complete
                     continue
                 item = read(value)
-                if is_awaitable(item):
+                if type(item) not in NEVER_AWAITABLE and is_awaitable(item):
                     raise GiveBack  # graphql-core reads the same awaitable again and awaits it
                 completed[response_key] = complete(item)  # type: ignore[operator]
             return completed
@@ -282,13 +302,15 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         self, output_type: GraphQLOutputType, details: FieldDetailsList
     ) -> Complete | None:
         if isinstance(output_type, GraphQLNonNull):
+            if is_leaf_type(output_type.of_type):
+                return _leaf(output_type.of_type.coerce_output_value, non_null=True)
             inner = self._type_plan(output_type.of_type, details)
             return None if inner is None else _non_null(inner)
         if isinstance(output_type, GraphQLList):
             inner = self._type_plan(output_type.of_type, details)
             return None if inner is None else _list(inner, self.is_awaitable)
         if is_leaf_type(output_type):
-            return _leaf(output_type.coerce_output_value)
+            return _leaf(output_type.coerce_output_value, non_null=False)
         if isinstance(output_type, GraphQLObjectType):
             return self._object_plan(output_type, details)
         return None  # an interface or a union: its runtime type is graphql-core's to resolve
@@ -364,16 +386,23 @@ def _list(inner: Complete, is_awaitable: Callable[[Any], bool]) -> Complete:
     def complete_list(value: Any) -> Any:
         if value is None or value is Undefined:
             return None
-        if not isinstance(value, list | tuple) or any(is_awaitable(item) for item in value):
+        if not isinstance(value, list | tuple) or any(
+            type(item) not in NEVER_AWAITABLE and is_awaitable(item) for item in value
+        ):
             raise GiveBack
         return [inner(item) for item in value]
 
     return complete_list
 
 
-def _leaf(coerce: Callable[[Any], Any]) -> Complete:
+def _leaf(coerce: Callable[[Any], Any], non_null: bool) -> Complete:
+    """A leaf value coerced by its scalar (`non_null`: a null is not on the way). A value
+    the scalar answers with itself (a `str` for String, say) is taken as it is."""
+
     def complete_leaf(value: Any) -> Any:
         if value is None or value is Undefined:
+            if non_null:
+                raise GiveBack
             return None
         if isinstance(value, Exception):
             raise GiveBack
@@ -382,4 +411,19 @@ def _leaf(coerce: Callable[[Any], Any]) -> Complete:
             raise GiveBack
         return coerced
 
+    passed = PASSED_THROUGH.get(coerce)
+    if passed is not None:
+
+        def complete_passed(value: Any) -> Any:
+            return value if type(value) is passed else complete_leaf(value)
+
+        return complete_passed
+    if coerce is serialize_int:
+
+        def complete_int(value: Any) -> Any:
+            if type(value) is int and GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT:
+                return value
+            return complete_leaf(value)
+
+        return complete_int
     return complete_leaf
