@@ -98,6 +98,8 @@ class RequestGuard:
         self.app = app
         self.limit = limit
         self.deadlines = Deadlines()
+        self._state: object = None
+        self._status: DatabaseStatus | None = None
         self._drain: Drain | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,8 +107,13 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         state = scope["app"].state
-        status: DatabaseStatus = state.database_status
-        drain: Drain = state.drain
+        if state is not self._state:  # the application's, read once
+            self._status, self._drain = state.database_status, state.drain
+            self._state = state
+            self._drain.on_cut(self.deadlines.expire_all)
+        status, drain = self._status, self._drain
+        assert status is not None
+        assert drain is not None
         if scope["path"] not in HEALTH_PATHS and status.unavailable:
             detail = (
                 "the database failed and the server is stopping; try again shortly"
@@ -128,9 +135,6 @@ class RequestGuard:
                     message = {**message, "headers": headers}
             await send(message)
 
-        if drain is not self._drain:
-            self._drain = drain
-            drain.on_cut(self.deadlines.expire_all)
         if drain.cut:
             await self._refuse(scope, send, drain, SHUTTING_DOWN)
             return

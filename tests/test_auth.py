@@ -83,3 +83,24 @@ async def test_a_known_key_is_not_looked_up_again_within_the_cache_time(
     for _ in range(5):
         assert (await client.get("/v1/personas", headers=bearer(token))).status_code == 200
     assert lookups == [key_id]
+
+
+async def test_a_header_checked_once_is_not_hashed_again_within_the_cache_time(
+    client: httpx.AsyncClient, store: PersonaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, token = await issue(store)
+    hashed: list[str] = []
+    original = auth.hash_secret
+
+    def counted(secret: str) -> str:
+        hashed.append(secret)
+        return original(secret)
+
+    monkeypatch.setattr(auth, "hash_secret", counted)
+    for _ in range(5):
+        assert (await client.get("/v1/personas", headers=bearer(token))).status_code == 200
+    assert len(hashed) == 1
+    wrong = token[:-1] + ("a" if token[-1] != "a" else "b")
+    for _ in range(2):  # a refused header is checked every time
+        assert (await client.get("/v1/personas", headers=bearer(wrong))).status_code == 401
+    assert len(hashed) == 3
