@@ -83,32 +83,27 @@ class PreparedSchema(strawberry.Schema):
         refusals = prepared.refusals(operation_name)
         if refusals:
             return self._refused(refusals)
+        options: dict[str, Any] = {
+            "root_value": root_value,
+            "context_value": context_value,
+            "variable_values": variable_values,
+            "is_awaitable": IS_AWAITABLE,
+            "operation_extensions": operation_extensions,
+            "plans": prepared.plans,
+        }
         plan = prepared.root_plan(self._schema, operation)
         try:
-            if plan is None:
-                result = execute(
+            result = (
+                execute(
                     self._schema,
                     prepared.document,
-                    root_value=root_value,
-                    context_value=context_value,
-                    variable_values=variable_values,
                     operation_name=operation_name,
-                    is_awaitable=IS_AWAITABLE,
                     executor_class=PlannedExecutor,
-                    operation_extensions=operation_extensions,
-                    plans=prepared.plans,
+                    **options,
                 )
-            else:
-                result = PlannedExecutor.run(
-                    self._schema,
-                    plan,
-                    root_value=root_value,
-                    context_value=context_value,
-                    variable_values=variable_values,
-                    is_awaitable=IS_AWAITABLE,
-                    operation_extensions=operation_extensions,
-                    plans=prepared.plans,
-                )
+                if plan is None
+                else PlannedExecutor.run(self._schema, plan, **options)
+            )
             if isawaitable(result):
                 result = await result
         except Exception as error:  # shown masked, as strawberry does
