@@ -36,6 +36,7 @@ class Deadlines:
         self._running: dict[asyncio.Task[Any], float] = {}
         self._expired: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __len__(self) -> int:
         return len(self._running)
@@ -48,12 +49,14 @@ class Deadlines:
     def enter(self, task: asyncio.Task[Any], deadline: float) -> None:
         """`task` runs a request until `deadline` (event loop time)."""
         self._running[task] = deadline
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(CHECK_SECONDS, self._check)
+        loop = asyncio.get_running_loop()
+        if self._timer is None or self._loop is not loop:  # none yet, or another loop's
+            self._loop = loop
+            self._timer = loop.call_later(CHECK_SECONDS, self._check)
 
     def leave(self, task: asyncio.Task[Any]) -> bool:
         """`task` is done with its request; True when it was cancelled for its deadline."""
-        del self._running[task]
+        self._running.pop(task, None)
         if task in self._expired:
             self._expired.discard(task)
             return True
@@ -71,9 +74,13 @@ class Deadlines:
 
     def _check(self) -> None:
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a timer left by a loop that has stopped
+            return
         now = loop.time()
-        for task, deadline in self._running.items():
-            if deadline <= now and task not in self._expired:
+        for task, deadline in list(self._running.items()):
+            if task.get_loop() is not loop:  # a request of a loop that stopped under it
+                del self._running[task]
+            elif deadline <= now and task not in self._expired:
                 self._expired.add(task)
                 task.cancel()
         self._timer = loop.call_later(CHECK_SECONDS, self._check) if self._running else None

@@ -147,6 +147,27 @@ async def test_deadlines_are_checked_by_one_timer_only_while_requests_run() -> N
     assert deadlines.leave(tasks[2])
 
 
+def test_deadlines_are_checked_on_the_event_loop_that_runs_now() -> None:
+    """A timer left on a loop that has ended does not keep a new loop's requests unchecked."""
+    deadlines = Deadlines()
+
+    async def on_a_first_loop() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        deadlines.enter(task, asyncio.get_running_loop().time() + 60)
+        deadlines.leave(task)  # the loop ends with the timer still pending
+
+    async def on_a_second_loop() -> None:
+        waiting = asyncio.create_task(asyncio.Event().wait())
+        deadlines.enter(waiting, asyncio.get_running_loop().time() + 0.05)
+        await asyncio.sleep(0.05 + CHECK_SECONDS + 0.1)
+        assert waiting.cancelled()
+        assert deadlines.leave(waiting)
+
+    asyncio.run(on_a_first_loop())
+    asyncio.run(on_a_second_loop())
+
+
 # -- the application, over the real database -----------------------------------------------
 
 
