@@ -24,6 +24,7 @@ from strawberry.types.graphql import OperationType
 from personas.domain import InvalidInput
 from personas.graphql.documents import DocumentRules, Documents
 from personas.graphql.plans import PlannedExecutor
+from personas.graphql.resolving import install_direct_resolvers
 
 IS_AWAITABLE: Final = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable)
 """strawberry's quick check of resolver results, as strawberry passes it to graphql-core."""
@@ -32,6 +33,7 @@ IS_AWAITABLE: Final = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimiz
 class PreparedSchema(strawberry.Schema):
     def __init__(self, *, rules: DocumentRules, cache_size: int, **options: Any) -> None:
         super().__init__(**options)
+        self.direct_resolvers = install_direct_resolvers(self)
         self.documents = Documents(self._schema, rules, cache_size)
 
     def present_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
