@@ -1,6 +1,6 @@
-"""Direct resolvers (graphql/resolving.py): a field whose arguments are all built-in scalars
-is called without strawberry's per-call wrapper and answers exactly what strawberry answers;
-every other field keeps the wrapper."""
+"""Direct resolvers (graphql/resolving.py): a field with a resolver is called without
+strawberry's per-call wrapper, its arguments converted by functions made once, and answers
+exactly what strawberry answers; a field the wrapper has more to do for keeps it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import pytest
 import strawberry
 from graphql import GraphQLError
 from strawberry.permission import BasePermission
+from strawberry.relay import GlobalID
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from personas.graphql.documents import DocumentRules
@@ -35,6 +37,17 @@ class Mood(enum.Enum):
 class Pair:
     left: int
     right: int = 2
+    note: str | None = strawberry.UNSET
+    mood: Mood | None = None
+
+
+@strawberry.input
+class Nested:
+    pairs: list[Pair | None]
+    first: Pair | None
+    moods: list[Mood] | None = None
+    words: list[str | None] | None = None
+    data: JSON | None = None
 
 
 @strawberry.type
@@ -102,6 +115,22 @@ class Query:
     def rooted(self, root: Any, text: str) -> str:
         return f"{root!r} {text}"
 
+    @strawberry.field
+    def nested(self, nested: Nested, more: list[Nested] | None = None) -> str:
+        return repr((nested, more))
+
+    @strawberry.field
+    def moods(self, moods: list[Mood], optional: list[Mood | None] | None = None) -> str:
+        return repr((moods, optional))
+
+    @strawberry.field
+    def global_id(self, id: GlobalID) -> str:
+        return repr(id)
+
+    @strawberry.field
+    def maybe(self, text: strawberry.Maybe[str | None] = None) -> str:
+        return repr(text)
+
 
 RULES = DocumentRules(max_tokens=10_000, validation=())
 QUERIES: dict[str, tuple[str, dict[str, Any] | None]] = {
@@ -130,6 +159,30 @@ QUERIES: dict[str, tuple[str, dict[str, Any] | None]] = {
     "an input object": ("{ summed(pair: {left: 1}) }", None),
     "a list": ('{ listed(words: ["a", "b"]) }', None),
     "a root parameter": ('{ rooted(text: "r") }', None),
+    "nested inputs": (
+        "query Q($n: Nested!, $more: [Nested!]) { nested(nested: $n, more: $more) }",
+        {
+            "n": {
+                "pairs": [{"left": 1, "note": None, "mood": "LOUD"}, None],
+                "first": {"left": 3, "right": 4},
+                "moods": ["CALM", "LOUD"],
+                "words": ["a", None],
+                "data": {"any": ["json", 1]},
+            },
+            "more": [{"pairs": [], "first": None}],
+        },
+    ),
+    "nested inputs as literals": (
+        '{ nested(nested: {pairs: [{left: 2, note: "n"}], first: null, moods: null}) }',
+        None,
+    ),
+    "an input's nullable field left out": ("{ nested(nested: {pairs: []}) }", None),
+    "an input that breaks a rule": ("{ nested(nested: {pairs: [{right: 2}], first: null}) }", None),
+    "enum lists": ("{ moods(moods: [CALM], optional: [null, LOUD]) a: moods(moods: []) }", None),
+    "a global id": ('{ globalId(id: "VXNlcjox") }', None),
+    "a global id that is not one": ('{ globalId(id: "nope") }', None),
+    "a maybe left out": ("{ maybe }", None),
+    "a maybe null": ("{ maybe(text: null) }", None),
 }
 
 
@@ -151,14 +204,19 @@ async def test_direct_resolvers_answer_as_strawberry_does(case: str) -> None:
 
 async def test_only_fields_of_built_in_scalar_arguments_get_a_direct_resolver() -> None:
     prepared = PreparedSchema(rules=RULES, cache_size=10, query=Query)
-    assert sorted(prepared.direct_resolvers) == [
+    assert set(prepared.direct_resolvers) == {
         "Node.greeting",
         "Query.broken",
         "Query.described",
+        "Query.listed",
+        "Query.moods",
+        "Query.moody",
+        "Query.nested",
         "Query.node",
         "Query.plain",
+        "Query.summed",
         "Query.withoutSelf",
-    ]
+    }  # not guarded (a permission), rooted (a root parameter), globalId, maybe
     result = await prepared.execute('{ described(id: 5, tag: "x") }', context_value={"who": "w"})
     seen = ("str", "5", None, 0.5, False, "x", "w", "Info", "described", "described")
     assert result.data == {"described": repr(seen)}

@@ -1,43 +1,52 @@
-"""Direct resolvers: a field whose strawberry resolver takes only built-in scalar arguments is
-called the way strawberry's per-call wrapper would call it, without that wrapper.
+"""Direct resolvers: a field with a strawberry resolver is called the way strawberry's per-call
+wrapper would call it, without that wrapper.
 
-For such a field strawberry's wrapper builds an `Info`, converts each argument (a built-in
-scalar is passed as it is), renames the arguments to their Python names, puts the source,
-the info and the arguments where the resolver's signature asks for them, runs no extension
-and awaits the result. A direct resolver does the same in one call. Every other field (an
-extension or a permission class, an exception handler, an input object, a list, an enum, a
-custom scalar or a `GlobalID` among its arguments, a `root` or `parent` parameter, a
-subscription) keeps strawberry's wrapper."""
+For a field with no extension, permission class or exception handler, strawberry's wrapper
+builds an `Info`, converts each argument, renames the arguments to their Python names, puts
+the source, the info and the arguments where the resolver's signature asks for them, and
+awaits the result. Converting an argument depends only on its type, so a direct resolver
+has each argument's conversion worked out once, when the schema is built:
+
+- a scalar (but a `GlobalID`) or an enum value is passed as graphql-core coerced it;
+- a list of those is copied; a list of anything else has each item converted;
+- an input object becomes its class, built from its converted fields, with None for every
+  field that has no default and is not given;
+- null and UNSET stay what they are, wherever they are.
+
+A field any of whose arguments is of another kind (`Maybe`, a lazy or generic type, an input
+with its own `from_input`, a `GlobalID`), whose resolver has a `root` or `parent` parameter,
+or that is a subscription keeps strawberry's wrapper."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import MISSING
 from typing import Any, Final
 
 import strawberry
-from graphql import (
-    GraphQLBoolean,
-    GraphQLFloat,
-    GraphQLID,
-    GraphQLInt,
-    GraphQLNonNull,
-    GraphQLObjectType,
-    GraphQLResolveInfo,
-    GraphQLString,
+from graphql import GraphQLObjectType, GraphQLResolveInfo
+from strawberry.relay.types import GlobalID
+from strawberry.scalars import is_scalar
+from strawberry.types.base import (
+    StrawberryList,
+    StrawberryMaybe,
+    StrawberryOptional,
+    has_object_definition,
 )
-from strawberry.types.base import StrawberryMaybe, StrawberryOptional
+from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
 from strawberry.types.field import StrawberryField
+from strawberry.types.unset import UNSET
 
 BACKREF: Final = "strawberry-definition"
-PASSED_AS_THEY_ARE: Final = {
-    (GraphQLString, str),
-    (GraphQLInt, int),
-    (GraphQLBoolean, bool),
-    (GraphQLFloat, float),
-    (GraphQLID, strawberry.ID),
-}
-"""Built-in scalars with the Python type strawberry gives them: their arguments reach the
-resolver as graphql-core coerced them."""
+Convert = Callable[[Any], Any]
+
+
+class _Unconvertible(Exception):
+    """An argument type whose conversion is strawberry's own to make."""
+
+
+def _as_it_is(value: Any) -> Any:
+    return value
 
 
 def install_direct_resolvers(schema: strawberry.Schema) -> list[str]:
@@ -74,14 +83,15 @@ def direct_resolver(
         or resolver.parent_parameter is not None
     ):
         return None
-    python_names: dict[str, str] = {}
-    for argument in field.arguments:
-        name = schema.config.name_converter.from_argument(argument)
-        graphql_arg = graphql_args.get(name)
-        if graphql_arg is None or not _passed_as_it_is(graphql_arg.type, argument.type):
-            return None
-        python_names[name] = argument.python_name
-    if set(python_names) != set(graphql_args):
+    names: dict[str, tuple[str, Convert | None]] = {}
+    try:
+        for argument in field.arguments:
+            convert = _converter(schema, argument.type)
+            name = schema.config.name_converter.from_argument(argument)
+            names[name] = (argument.python_name, None if convert is _as_it_is else convert)
+    except _Unconvertible:
+        return None
+    if set(names) != set(graphql_args):
         return None
     call = resolver.wrapped_func
     if not callable(call):
@@ -91,7 +101,10 @@ def direct_resolver(
     with_source = resolver.self_parameter is not None
 
     def arguments(source: Any, info: GraphQLResolveInfo[Any], kwargs: dict[str, Any]) -> Any:
-        named = {python_names[name]: value for name, value in kwargs.items()}
+        named = {}
+        for name, value in kwargs.items():
+            python_name, convert = names[name]
+            named[python_name] = value if convert is None else convert(value)
         if info_name is not None:
             named[info_name] = info_class(_raw_info=info, _field=field)
         return call(source, **named) if with_source else call(**named)
@@ -111,14 +124,73 @@ def direct_resolver(
     return resolve
 
 
-def _passed_as_it_is(graphql_type: Any, strawberry_type: Any) -> bool:
-    if isinstance(graphql_type, GraphQLNonNull):
-        graphql_type = graphql_type.of_type
-    if isinstance(strawberry_type, StrawberryMaybe):
-        return False
-    if isinstance(strawberry_type, StrawberryOptional):
-        strawberry_type = strawberry_type.of_type
-    return any(
-        graphql_type is scalar and strawberry_type is python_type
-        for scalar, python_type in PASSED_AS_THEY_ARE
+def _converter(schema: strawberry.Schema, type_: Any) -> Convert:
+    """What strawberry's `convert_argument` does to a value of `type_`, as one function."""
+    if isinstance(type_, StrawberryMaybe):
+        raise _Unconvertible(type_)
+    if isinstance(type_, StrawberryOptional):
+        return _converter(schema, type_.of_type)
+    registry = schema.schema_converter.scalar_registry
+    if isinstance(type_, StrawberryList):
+        item = type_.of_type
+        bare = item.of_type if isinstance(item, StrawberryOptional) else item
+        if not isinstance(bare, StrawberryMaybe) and _leaf(bare, registry):
+            return _copied_list
+        convert_item = _converter(schema, item)
+
+        def convert_list(value: Any) -> Any:
+            if value is None or value is UNSET:
+                return value
+            return [convert_item(entry) for entry in value]
+
+        return convert_list
+    if type_ is GlobalID:
+        raise _Unconvertible(type_)
+    if _leaf(type_, registry) or has_enum_definition(type_):
+        return _as_it_is
+    if not has_object_definition(type_):
+        raise _Unconvertible(type_)
+    return _input_converter(schema, type_)
+
+
+def _leaf(type_: Any, registry: Any) -> bool:
+    """What strawberry passes on as graphql-core coerced it: a scalar or an enum."""
+    return type_ is not GlobalID and (
+        is_scalar(type_, registry) or isinstance(type_, StrawberryEnumDefinition)
     )
+
+
+def _copied_list(value: Any) -> Any:
+    return value if value is None or value is UNSET else list(value)
+
+
+def _input_converter(schema: strawberry.Schema, type_: Any) -> Convert:
+    definition = type_.__strawberry_definition__
+    if not definition.is_input or definition.from_input is not None:
+        raise _Unconvertible(type_)
+    if definition.is_graphql_generic:
+        raise _Unconvertible(type_)
+    unset = {
+        field.python_name: None
+        for field in definition.fields
+        if field.default_value is MISSING and field.default_factory is MISSING
+    }
+    fields = tuple(
+        (
+            schema.config.name_converter.from_field(field),
+            field.python_name,
+            _converter(schema, field.resolve_type(type_definition=definition)),
+        )
+        for field in definition.fields
+    )
+
+    def convert_input(value: Any) -> Any:
+        if value is None or value is UNSET:
+            return value
+        given = dict(unset)
+        for graphql_name, python_name, convert in fields:
+            if graphql_name in value:
+                given[python_name] = convert(value[graphql_name])
+        return type_(**given)
+
+    return convert_input
