@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
-from personas.logs import JsonFormatter, log_fields
+from personas.logs import JsonFormatter, log_fields, timestamp
 
 FIELDS = {"method": "GET", "path": "/healthz", "status": 200, "duration_ms": 1.25}
 
@@ -59,3 +61,21 @@ def test_other_handlers_and_filters_get_a_record(
     log.addFilter(lambda record: False)
     log_fields(log, logging.INFO, "request", FIELDS)
     assert len(stream.getvalue().splitlines()) == 1
+
+
+def test_a_timestamp_is_what_datetime_writes() -> None:
+    edges = [
+        0.0,
+        1764682295.0,
+        1764682295.001,
+        1764682295.9995,
+        1764682295.9999996,
+        1e9 + 0.9999999,
+    ]
+    draws = random.Random(16)
+    moments = edges + [draws.uniform(0, 4e9) for _ in range(20_000)]
+    moments += [draws.randrange(2 * 10**9) + draws.randrange(10**6) / 1e6 for _ in range(20_000)]
+    for moment in moments:  # the same second twice in a row, and a new one
+        assert timestamp(moment) == datetime.fromtimestamp(moment, UTC).isoformat(
+            timespec="milliseconds"
+        ), moment
