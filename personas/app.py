@@ -191,12 +191,13 @@ def create_app(settings: Settings, stop_signals: bool = False) -> Starlette:
     graphql.protocols = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
     graphql.max_subscriptions_per_connection = settings.subscriptions_per_connection
     graphql.connection_init_wait_timeout = timedelta(seconds=10)
+    # The router tries routes in order and no two of these paths overlap: the busiest first.
     routes: list[BaseRoute] = [
+        Route("/graphql", graphql),  # GET and POST; the view refuses others in GraphQL's shape
+        *rest_routes(),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/graphql", graphql),  # GET and POST; the view refuses others in GraphQL's shape
         WebSocketRoute("/graphql", graphql),  # subscriptions: graphql-transport-ws
-        *rest_routes(),
     ]
     if with_graphiql:
         routes.append(graphiql.assets())
