@@ -15,6 +15,7 @@ from graphql import GraphQLError
 
 from personas.graphql.documents import DocumentRules
 from personas.graphql.execution import PreparedSchema
+from personas.graphql.plans import coerce_plain
 
 
 async def later(value: Any) -> Any:
@@ -115,6 +116,10 @@ class Query:
     @strawberry.field
     def echo(self, text: str, times: int = 1) -> str:
         return text * times
+
+    @strawberry.field
+    def ident(self, id: strawberry.ID, flag: bool | None = None) -> str:
+        return repr((type(id).__name__, id, flag))
 
     @strawberry.field
     def fails(self) -> str | None:
@@ -264,7 +269,27 @@ query Roots($text: String!, $times: Int) {
 }
 fragment More on Query { later: laterItem(shape: "ok") { name tags } fails }
 """
+PLAIN = """
+query V($t: String!, $n: Int, $b: Boolean, $i: ID!) {
+  echo(text: $t, times: $n) ident(id: $i, flag: $b)
+}
+"""
+PLAIN_VARIABLES: dict[str, dict[str, Any]] = {
+    "plain variables": {"t": "ab", "n": 2, "b": True, "i": "x1"},
+    "plain variables left out": {"t": "ab", "i": "x1"},
+    "plain variables null": {"t": "ab", "n": None, "b": None, "i": "x1"},
+    "an ID given as a number": {"t": "ab", "i": 7},
+    "an Int past 32 bits": {"t": "ab", "n": 2**40, "i": "x"},
+    "a bool as an Int": {"t": "ab", "n": True, "i": "x"},
+    "a whole float as an Int": {"t": "ab", "n": 2.0, "i": "x"},
+    "a str subclass as a String": {"t": Named("ab"), "i": "x"},
+    "a required plain variable null": {"t": None, "i": "x"},
+    "a required plain variable left out": {"t": "ab"},
+    "an int as a Boolean": {"t": "ab", "b": 1, "i": "x"},
+}
 ROOT_CASES: dict[str, tuple[str, dict[str, Any] | None, str | None]] = {
+    **{case: (PLAIN, variables, None) for case, variables in PLAIN_VARIABLES.items()},
+    "a variable with a default": ('query D($n: Int = 3) { echo(text: "a", times: $n) }', {}, None),
     "every kind of root field": (ROOTS, {"text": "ab", "times": 2}, None),
     "a variable left to its default": (ROOTS, {"text": "ab"}, None),
     "a required variable missing": (ROOTS, {}, None),
@@ -328,3 +353,25 @@ async def test_a_root_plan_is_made_for_a_query_whose_root_fields_no_variable_dec
     ):
         await planned.execute(unplanned, {"on": True})
         assert root_plans(unplanned) == [None], unplanned
+
+
+async def test_plain_variables_are_coerced_by_the_plan_and_others_by_graphql_core() -> None:
+    planned, _ = schemas()
+    await planned.execute(PLAIN, PLAIN_VARIABLES["plain variables"])
+    [plan] = planned.documents.prepare(PLAIN).roots.values()
+    assert plan is not None
+    assert plan.variables is not None
+    assert [variable.signature.name for variable in plan.variables] == ["t", "n", "b", "i"]
+    taken = {
+        case for case, inputs in PLAIN_VARIABLES.items() if coerce_plain(plan.variables, inputs)
+    }
+    assert taken == {"plain variables", "plain variables left out", "plain variables null"}
+    coerced = coerce_plain(plan.variables, PLAIN_VARIABLES["plain variables left out"])
+    assert coerced is not None
+    assert coerced.coerced == {"t": "ab", "i": "x1"}  # left out: no value, as graphql-core has it
+    assert set(coerced.sources) == {"t", "n", "b", "i"}
+    for unplain in ('query D($n: Int = 3) { echo(text: "a", times: $n) }', ROOTS):
+        await planned.execute(unplain, {"text": "a"})
+        [other] = planned.documents.prepare(unplain).roots.values()
+        assert other is not None
+        assert (other.variables is None) is (unplain != ROOTS)

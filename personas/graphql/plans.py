@@ -18,7 +18,10 @@ no directive (so no variable decides which root fields run) and whose fragments 
 variables: the root fields collected once, and the fragments sorted once. Running it does what
 graphql-core's `execute` does for such an operation after collecting its root fields: the
 variables coerced for each request, then the same executor executing the same root fields and
-reporting errors the same way."""
+reporting errors the same way. When every variable is a built-in scalar without a default
+(String, ID, Boolean, Int), a request whose values are all of the exact type the scalar takes
+as it is (or null, or left out where allowed) has them taken so, as graphql-core would; any
+other value is coerced, and refused, by graphql-core."""
 
 from __future__ import annotations
 
@@ -33,12 +36,16 @@ from graphql import (
     ExecutionResult,
     FieldNode,
     FragmentSpreadNode,
+    GraphQLBoolean,
     GraphQLError,
+    GraphQLID,
+    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLString,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
@@ -56,6 +63,11 @@ from graphql.execution.collect_fields import (
     collect_fields,
     collect_subfields,
 )
+from graphql.execution.get_variable_signature import (
+    GraphQLVariableSignature,
+    get_variable_signature,
+)
+from graphql.execution.values import VariableValues, VariableValueSource
 from graphql.language.ast import FragmentDefinitionNode
 from graphql.pyutils import AwaitableOrValue, Path
 from graphql.type.scalars import (
@@ -91,6 +103,16 @@ PASSED_THROUGH: Final[dict[Callable[[Any], Any], type]] = {
 """graphql-core's scalars that answer a value of this exact type with the value itself."""
 
 
+TAKEN_AS_THEY_ARE: Final = (
+    (GraphQLString, str),
+    (GraphQLID, str),
+    (GraphQLBoolean, bool),
+    (GraphQLInt, int),
+)
+"""graphql-core's input scalars that coerce a value of this exact type to the value itself
+(an Int only within 32 bits)."""
+
+
 class GiveBack(Exception):
     """The value is not on a plan's way: graphql-core's executor completes it."""
 
@@ -104,6 +126,64 @@ class RootPlan:
     fragment_definitions: dict[str, FragmentDefinitionNode]
     fragments: dict[str, FragmentDetails]
     root_fields: GroupedFieldSet
+    variables: tuple[PlainVariable, ...] | None
+    """The operation's variables when each is a plain one; None: graphql-core coerces them."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlainVariable:
+    """A variable of a built-in scalar type (String, ID, Boolean, Int), with no default."""
+
+    signature: GraphQLVariableSignature
+    kind: type
+    non_null: bool
+
+
+def plain_variables(
+    schema: GraphQLSchema, operation: OperationDefinitionNode
+) -> tuple[PlainVariable, ...] | None:
+    """The operation's variables, when every one is plain (`PlainVariable`); else None."""
+    found = []
+    for node in operation.variable_definitions or ():
+        if node.default_value is not None or node.directives:
+            return None
+        signature = get_variable_signature(schema, node)
+        if isinstance(signature, GraphQLError):
+            return None
+        non_null = isinstance(signature.type, GraphQLNonNull)
+        bare = signature.type.of_type if non_null else signature.type  # type: ignore[union-attr]
+        kinds = [kind for scalar, kind in TAKEN_AS_THEY_ARE if bare is scalar]
+        if not kinds:
+            return None
+        found.append(PlainVariable(signature, kinds[0], non_null))
+    return tuple(found)
+
+
+def coerce_plain(
+    variables: tuple[PlainVariable, ...], inputs: dict[str, Any]
+) -> VariableValues | None:
+    """What graphql-core's `get_variable_values` answers for these inputs, when every value
+    is one its scalar takes as it is, or null, or left out where that is allowed; None for
+    anything else (graphql-core coerces those, and reports what it refuses)."""
+    sources: dict[str, VariableValueSource] = {}
+    coerced: dict[str, Any] = {}
+    for variable in variables:
+        signature = variable.signature
+        name = signature.name
+        value = inputs.get(name, Undefined)
+        if value is Undefined or value is None:
+            if variable.non_null:
+                return None
+            if value is Undefined:
+                sources[name] = VariableValueSource(signature)
+                continue
+        elif type(value) is not variable.kind or (
+            type(value) is int and not GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT
+        ):
+            return None
+        sources[name] = VariableValueSource(signature, value)
+        coerced[name] = value
+    return VariableValues(sources, coerced)
 
 
 def root_plan(
@@ -138,7 +218,12 @@ def root_plan(
     if collected.new_defer_usages or collected.forbidden_directive_instances:
         return None
     return RootPlan(
-        operation, root_type, fragment_definitions, fragments, collected.grouped_field_set
+        operation,
+        root_type,
+        fragment_definitions,
+        fragments,
+        collected.grouped_field_set,
+        plain_variables(schema, operation),
     )
 
 
@@ -165,8 +250,12 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         """What graphql-core's `execute` answers for the planned operation: the variables
         coerced (or the errors that refuse them), then the root fields executed."""
         operation = plan.operation
-        coerced = get_variable_values(
-            schema, operation.variable_definitions or (), variable_values or {}, max_errors=50
+        inputs = variable_values or {}
+        plain = None if plan.variables is None else coerce_plain(plan.variables, inputs)
+        coerced = (
+            get_variable_values(schema, operation.variable_definitions or (), inputs, max_errors=50)
+            if plain is None
+            else plain
         )
         if isinstance(coerced, list):
             return ExecutionResult(None, errors=coerced)
