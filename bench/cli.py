@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -811,6 +811,7 @@ def run(options: Options, driver: Driver, work_dir: Path) -> dict[str, Any]:
         if bench.apollo is not None:
             bench.apollo.check_alive()
 
+    elapsed = time.monotonic() - started
     return {
         "scenarios": [rows[name] for name in scenarios.COMPARISONS if name in rows],
         "apollo": apollo_info,
@@ -823,8 +824,10 @@ def run(options: Options, driver: Driver, work_dir: Path) -> dict[str, Any]:
         "seed_seconds": round(seeded.seconds, 1),
         "machine": report.machine(driver.describe()),
         "options": options.as_json(getattr(driver, "threads", None)),
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seconds": round(time.monotonic() - started, 1),
+        "started_at": (datetime.now(UTC) - timedelta(seconds=elapsed)).isoformat(
+            timespec="seconds"
+        ),
+        "seconds": round(elapsed, 1),
     }
 
 

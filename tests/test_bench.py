@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +121,12 @@ def assert_apollo_measured(row: dict[str, Any]) -> None:
 
 def test_harness_runs_every_scenario_and_writes_results(tmp_path: Path) -> None:
     """The fallback driver, so that this runs (and fails) where wrk is not installed."""
+    before = datetime.now(UTC).replace(microsecond=0)
     results, printed = run_bench(tmp_path, "--driver", "python", "--duration", "0.5")
 
+    started = datetime.fromisoformat(results["started_at"])
+    assert before <= started  # when the run began, not when it ended
+    assert started + timedelta(seconds=results["seconds"] - 1) <= datetime.now(UTC)
     assert [row["name"] for row in results["scenarios"]] == list(scenarios.COMPARISONS)
     for row in results["scenarios"]:
         assert_measured(row)
