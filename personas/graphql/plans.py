@@ -152,10 +152,10 @@ def plain_variables(
             return None
         non_null = isinstance(signature.type, GraphQLNonNull)
         bare = signature.type.of_type if non_null else signature.type  # type: ignore[union-attr]
-        kinds = [kind for scalar, kind in TAKEN_AS_THEY_ARE if bare is scalar]
-        if not kinds:
+        kind = next((kind for scalar, kind in TAKEN_AS_THEY_ARE if bare is scalar), None)
+        if kind is None:
             return None
-        found.append(PlainVariable(signature, kinds[0], non_null))
+        found.append(PlainVariable(signature, kind, non_null))
     return tuple(found)
 
 
@@ -251,12 +251,13 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         coerced (or the errors that refuse them), then the root fields executed."""
         operation = plan.operation
         inputs = variable_values or {}
-        plain = None if plan.variables is None else coerce_plain(plan.variables, inputs)
-        coerced = (
-            get_variable_values(schema, operation.variable_definitions or (), inputs, max_errors=50)
-            if plain is None
-            else plain
+        coerced: VariableValues | list[GraphQLError] | None = (
+            None if plan.variables is None else coerce_plain(plan.variables, inputs)
         )
+        if coerced is None:
+            coerced = get_variable_values(
+                schema, operation.variable_definitions or (), inputs, max_errors=50
+            )
         if isinstance(coerced, list):
             return ExecutionResult(None, errors=coerced)
         executor = cls(

@@ -27,6 +27,7 @@ import strawberry
 from graphql import GraphQLObjectType, GraphQLResolveInfo
 from strawberry.relay.types import GlobalID
 from strawberry.scalars import is_scalar
+from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.base import (
     StrawberryList,
     StrawberryMaybe,
@@ -37,7 +38,7 @@ from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
 from strawberry.types.field import StrawberryField
 from strawberry.types.unset import UNSET
 
-BACKREF: Final = "strawberry-definition"
+BACKREF: Final = GraphQLCoreConverter.DEFINITION_BACKREF
 Convert = Callable[[Any], Any]
 
 
@@ -166,9 +167,11 @@ def _copied_list(value: Any) -> Any:
 
 def _input_converter(schema: strawberry.Schema, type_: Any) -> Convert:
     definition = type_.__strawberry_definition__
-    if not definition.is_input or definition.from_input is not None:
-        raise _Unconvertible(type_)
-    if definition.is_graphql_generic:
+    if (
+        not definition.is_input
+        or definition.from_input is not None
+        or definition.is_graphql_generic
+    ):
         raise _Unconvertible(type_)
     unset = {
         field.python_name: None
