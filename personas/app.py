@@ -30,7 +30,7 @@ from personas.graphql.schema import build_schema
 from personas.graphql.types import Context
 from personas.graphql.view import PersistedGraphQL
 from personas.guard import RequestGuard
-from personas.middleware import AccessLog, RequestBodies
+from personas.middleware import AccessLog, Application, RequestBodies
 from personas.notifications import runtime
 from personas.rest.routes import routes as rest_routes
 from personas.settings import Settings
@@ -140,7 +140,7 @@ def anonymous_allowed(settings: Settings) -> bool:
     return settings.auth == "auto" and is_loopback(settings.host)
 
 
-def create_app(settings: Settings, stop_signals: bool = False) -> Starlette:
+def create_app(settings: Settings, stop_signals: bool = False) -> Application:
     """The application; with `stop_signals`, SIGTERM and SIGINT start its drain (the
     server's own handlers still run)."""
     if settings.mongodb_uri is None:
@@ -201,7 +201,7 @@ def create_app(settings: Settings, stop_signals: bool = False) -> Starlette:
     ]
     if with_graphiql:
         routes.append(graphiql.assets())
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Application(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.state.database_status = DatabaseStatus(settings.data_dir, uri)
     app.state.drain = Drain(plan.drain)
@@ -210,7 +210,7 @@ def create_app(settings: Settings, stop_signals: bool = False) -> Starlette:
     app.add_middleware(RequestGuard, limit=settings.db_timeout_ms / 1000)
     if settings.cors_origins:
         app.add_middleware(Cors, origins=settings.cors_origins)
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog)  # outermost: it is also the last resort for errors
     return app
 
 

@@ -1,5 +1,6 @@
-"""HTTP middleware, outermost first: the access log; the request body checks (JSON only,
-bounded in size). Refusals made here are shaped for the API a request addressed."""
+"""HTTP middleware, outermost first: the access log, which is also the last resort for
+errors; the request body checks (JSON only, bounded in size). Refusals made here are shaped
+for the API a request addressed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from collections.abc import Sequence
 from http import HTTPStatus
 
 import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from personas.logs import log_fields
@@ -55,7 +59,17 @@ async def refuse(
 
 
 class AccessLog:
-    """One structured log line per HTTP request."""
+    """One structured log line per HTTP request, and the last resort for its errors, in place
+    of the two error layers Starlette puts around every application (`Application`):
+
+    - an `HTTPException` that reaches it (the router's 404 and 405 outside `/v1`) is answered
+      as Starlette's exception layer answers it;
+    - any other exception is answered `500 Internal Server Error`, as Starlette's server error
+      layer answers it, and raised on, for the server to log.
+
+    Either is answered only when no response has started; the line records the status sent,
+    or 500 when none was.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -65,7 +79,7 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
@@ -75,14 +89,48 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, send_with_status)
+        except HTTPException as error:
+            if status is not None:
+                raise
+            await http_error(error)(scope, receive, send_with_status)
+        except Exception:
+            if status is None:
+                await server_error()(scope, receive, send_with_status)
+            raise
         finally:
             fields = {
                 "method": scope["method"],
                 "path": scope["path"],
-                "status": status,
+                "status": 500 if status is None else status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             }
             log_fields(access_log, logging.INFO, "request", fields)
+
+
+def server_error() -> Response:
+    """The 500 of an unexpected error, as Starlette's server error layer answers it."""
+    return PlainTextResponse("Internal Server Error", status_code=500)
+
+
+def http_error(error: HTTPException) -> Response:
+    """An `HTTPException` answered as Starlette's exception layer answers it."""
+    if error.status_code in {204, 304}:
+        return Response(status_code=error.status_code, headers=error.headers)
+    return PlainTextResponse(error.detail, status_code=error.status_code, headers=error.headers)
+
+
+class Application(Starlette):
+    """Starlette, with the application's own middleware only: `AccessLog`, outermost, does
+    what Starlette's server error and exception layers did (the application registers no
+    exception handlers; routes and the REST resources answer their own errors)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        if self.exception_handlers:
+            raise ValueError("Application takes no exception handlers: AccessLog answers errors")
+        app: ASGIApp = self.router
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 class RequestBodies:

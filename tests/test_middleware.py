@@ -12,10 +12,11 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from personas.logs import JsonFormatter
-from personas.middleware import AccessLog, RequestBodies, is_json, media_type
+from personas.middleware import AccessLog, Application, RequestBodies, is_json, media_type
 
 
 async def echo(request: Request) -> Response:
@@ -118,3 +119,77 @@ async def test_each_request_is_one_structured_access_log_line(
         ("POST", "/v1/echo", 415),
     ]
     assert all(line["duration_ms"] >= 0 and line["level"] == "info" for line in lines)
+
+
+async def fails(request: Request) -> Response:
+    raise RuntimeError("a bug")
+
+
+async def refuses(request: Request) -> Response:
+    from starlette.exceptions import HTTPException
+
+    raise HTTPException(int(request.query_params["status"]), headers={"X-Why": "asked"})
+
+
+async def fails_after_starting(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    raise RuntimeError("a bug after the response started")
+
+
+def error_routes() -> list[BaseRoute]:
+    return [
+        Route("/fails", fails),
+        Route("/refuses", refuses),
+        Route("/health", echo, methods=["GET"]),
+        Mount("/streams", fails_after_starting),
+    ]
+
+
+def client(app: Starlette) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/nowhere"),  # the router's 404
+        ("POST", "/health"),  # a route's 405, with Allow
+        ("GET", "/refuses?status=409"),
+        ("GET", "/refuses?status=304"),  # no body
+        ("GET", "/fails"),  # 500
+    ],
+)
+async def test_the_access_log_answers_errors_as_starlettes_error_layers_do(
+    method: str, path: str
+) -> None:
+    ours = Application(routes=error_routes())
+    ours.add_middleware(AccessLog)
+    async with client(ours) as mine, client(Starlette(routes=error_routes())) as plain:
+        got, expected = await mine.request(method, path), await plain.request(method, path)
+    assert (got.status_code, got.content) == (expected.status_code, expected.content)
+    assert got.headers == expected.headers
+
+
+async def test_an_unexpected_error_is_answered_500_logged_and_raised_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = Application(routes=error_routes())
+    app.add_middleware(AccessLog)
+    raising = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    with caplog.at_level(logging.INFO, logger="personas.access"):
+        with pytest.raises(RuntimeError, match="a bug"):
+            await raising.get("/fails")
+        with pytest.raises(RuntimeError, match="after the response started"):
+            await raising.get("/streams/x")
+        async with client(app) as answered:
+            response = await answered.get("/fails")
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
+    statuses = [record.status for record in caplog.records if record.name == "personas.access"]
+    assert statuses == [500, 200, 500]  # the status sent, or 500 when none was
+
+
+def test_the_application_takes_no_exception_handlers() -> None:
+    app = Application(routes=error_routes(), exception_handlers={404: fails})
+    with pytest.raises(ValueError, match="no exception handlers"):
+        app.build_middleware_stack()
