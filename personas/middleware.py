@@ -141,7 +141,8 @@ class RequestBodies:
       route. Refusing every other media type also stops cross-site form posts: a browser
       cannot send JSON to another origin without a preflight.
     - A body over `max_bytes` is refused with 413 before more of it is read: at once by
-      its Content-Length, or as it arrives.
+      its Content-Length, or as it arrives when it has none (chunked). A body of one valid
+      Content-Length within the limit is not counted again: the server reads no more.
     """
 
     METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -156,14 +157,17 @@ class RequestBodies:
             return
         given = ""
         has_body = False
+        length: bytes | None = None
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if value.isdigit() and int(value) > self.max_bytes:
                     await self._too_large(scope, send)
                     return
                 has_body = has_body or value.strip() not in (b"", b"0")
+                length = value if length is None else b""  # a second one: counted
             elif name == b"transfer-encoding":
-                has_body = True
+                has_body = chunked = True
             elif name == b"content-type":
                 given = media_type(value.decode("latin-1"))
         if scope["method"] in self.METHODS and (has_body or given) and not is_json(given):
@@ -176,7 +180,9 @@ class RequestBodies:
                 f"send the request body as application/json, not {given or 'nothing'}",
             )
             return
-        if not has_body:  # RFC 9112 §6.3: with neither header, the body is empty
+        if not has_body or (length is not None and length.isdigit() and not chunked):
+            # RFC 9112 §6.3: with neither header, the body is empty; with one Content-Length
+            # (checked above) and no Transfer-Encoding, the server reads that many bytes
             await self.app(scope, receive, send)
             return
         await self._counted(scope, receive, send)

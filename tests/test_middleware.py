@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from personas.logs import JsonFormatter
 from personas.middleware import AccessLog, Application, RequestBodies, is_json, media_type
@@ -193,3 +193,43 @@ def test_the_application_takes_no_exception_handlers() -> None:
     app = Application(routes=error_routes(), exception_handlers={404: fails})
     with pytest.raises(ValueError, match="no exception handlers"):
         app.build_middleware_stack()
+
+
+@pytest.mark.parametrize(
+    ("headers", "counted"),
+    [
+        ([(b"content-length", b"60")], False),  # the server reads no more than 60 bytes
+        ([(b"content-length", b"60"), (b"transfer-encoding", b"chunked")], True),
+        ([(b"content-length", b"60"), (b"content-length", b"60")], True),
+        ([(b"transfer-encoding", b"chunked")], True),
+    ],
+)
+async def test_a_body_is_counted_unless_one_content_length_bounds_it(
+    headers: list[tuple[bytes, bytes]], counted: bool
+) -> None:
+    """Three chunks of 60 bytes against a limit of 100: refused as they arrive when counted."""
+    chunks = [b"x" * 60] * 3
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        body = chunks.pop(0)
+        return {"type": "http.request", "body": body, "more_body": bool(chunks)}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/echo",
+        "headers": [(b"content-type", b"application/json"), *headers],
+    }
+    await RequestBodies(read_all, max_bytes=100)(scope, receive, send)
+    assert sent[0]["status"] == (413 if counted else 200)
+
+
+async def read_all(scope: Scope, receive: Receive, send: Send) -> None:
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
