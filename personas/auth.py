@@ -95,9 +95,9 @@ class Authenticator:
             if await self._anonymous():
                 return ANONYMOUS
             raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
-        checked = self._checked.get(authorization)
-        if checked is not None and time.monotonic() - checked[0] <= CACHE_SECONDS:
-            return checked[1]
+        remembered = self.remembered(authorization)
+        if remembered is not None:
+            return remembered
         scheme, _, token = authorization.partition(" ")
         parsed = parse_token(token.strip()) if scheme.lower() == "bearer" else None
         if parsed is None:
@@ -112,6 +112,13 @@ class Authenticator:
         # as fresh as the key's own entry, so that a revocation is seen as soon as there
         self._checked[authorization] = (self._keys[key_id][0], principal)
         return principal
+
+    def remembered(self, authorization: str) -> Principal | None:
+        """The principal of a header checked against its key's current entry, if it was."""
+        checked = self._checked.get(authorization)
+        if checked is not None and time.monotonic() - checked[0] <= CACHE_SECONDS:
+            return checked[1]
+        return None
 
     async def _anonymous(self) -> bool:
         """Anonymous access: only where allowed, and only while no key exists."""
@@ -155,9 +162,10 @@ class Authentication:
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
-        try:
-            authenticator: Authenticator = scope["app"].state.authenticator
-            principal = await authenticator.principal(authorization)
+        authenticator: Authenticator = scope["app"].state.authenticator
+        remembered = None if authorization is None else authenticator.remembered(authorization)
+        try:  # a header just checked needs no await
+            principal = remembered or await authenticator.principal(authorization)
         except Unavailable as error:
             await refuse(
                 scope,
