@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from math import floor
+from typing import Any, Final
 
 import orjson
 
@@ -17,30 +17,25 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 def timestamp(created: float) -> str:
     """`created` in UTC, ISO 8601 to the millisecond: "2026-12-02T13:31:35.120+00:00". The
     part up to the second is formatted once per second."""
-    second = math.floor(created)
+    second = floor(created)
     micros = round((created - second) * 1_000_000)  # as datetime.fromtimestamp rounds
     if micros == 1_000_000:
         second, micros = second + 1, 0
     if second != _second[0]:
         _second[:] = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")]
-    return f"{_second[1]}.{micros // 1000:03d}+00:00"
+    return _second[1] + _MILLISECONDS[micros // 1000]
 
 
 _second: list[Any] = [None, ""]
+_MILLISECONDS: Final = tuple(f".{millis:03d}+00:00" for millis in range(1000))
 
 
 def json_line(
     created: float, level: str, logger: str, message: str, fields: Mapping[str, Any]
 ) -> str:
     """A log line: when, level, logger and message, then the record's own fields."""
-    line: dict[str, Any] = {
-        "ts": timestamp(created),
-        "level": level.lower(),
-        "logger": logger,
-        "msg": message,
-    }
-    line.update(fields)
-    return orjson.dumps(line, default=str).decode()
+    line = {"ts": timestamp(created), "level": level.lower(), "logger": logger, "msg": message}
+    return orjson.dumps({**line, **fields}, default=str).decode()
 
 
 class JsonFormatter(logging.Formatter):
