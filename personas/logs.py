@@ -23,7 +23,8 @@ def timestamp(created: float) -> str:
         second, micros = second + 1, 0
     if second != _second[0]:
         _second[:] = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")]
-    return _second[1] + _MILLISECONDS[micros // 1000]
+    prefix: str = _second[1]
+    return prefix + _MILLISECONDS[micros // 1000]
 
 
 _second: list[Any] = [None, ""]
