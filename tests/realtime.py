@@ -111,7 +111,8 @@ class Received:
 
 @dataclass
 class Receiver:
-    """A webhook endpoint that records what it receives and answers `status`."""
+    """A webhook endpoint that records what it receives and answers `status` (as it was when
+    each request arrived)."""
 
     status: int = 204
     received: list[Received] = field(default_factory=list)
@@ -125,10 +126,13 @@ class Receiver:
     def app(self) -> Starlette:
         async def hook(request: Request) -> Response:
             body = await request.body()
+            # the answer is the one set when the request arrived: a test that changes it on
+            # seeing the request arrive changes the next answer, not this one
+            status, location, delay = self.status, self.location, self.delay
             self.received.append(Received(dict(request.headers), body, time.monotonic()))
-            await asyncio.sleep(self.delay)
-            headers = {} if self.location is None else {"location": self.location}
-            return Response(status_code=self.status, headers=headers)
+            await asyncio.sleep(delay)
+            headers = {} if location is None else {"location": location}
+            return Response(status_code=status, headers=headers)
 
         async def elsewhere(request: Request) -> Response:
             self.elsewhere += 1
