@@ -4,6 +4,7 @@ tenants, resuming with `after`, several server instances, limits and slow reader
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from starlette.applications import Starlette
 from personas import domain
 from personas.app import create_app
 from personas.domain import ALL_SCOPES, PersonaChanges, Principal, new_persona
-from personas.notifications.hub import EventHub
+from personas.notifications.hub import EventHub, Mailbox
 from personas.settings import Settings
 from personas.store import PersonaStore
 from tests.conftest import GraphQLClient, issue_key
@@ -329,3 +330,24 @@ async def test_a_reader_that_stops_reading_is_disconnected(settings: Settings) -
 async def test_subscriptions_need_a_websocket(gql: GraphQLClient) -> None:
     error = await gql.error(EVENTS)
     assert "WebSocket" in error["message"] or "not allowed" in error["message"], error
+
+
+async def test_a_consumer_whose_cancellation_was_swallowed_stops_at_its_next_wait() -> None:
+    """A database call that is cancelled may answer as if it was not (the driver's own
+    retries): the consumer, waiting for its mailbox next, must stop there, not sleep on."""
+    box = Mailbox(None, capacity=10)
+    reached_wait = asyncio.Event()
+
+    async def consumer() -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed, as a driver call may
+            await asyncio.sleep(30)  # a database call
+        reached_wait.set()
+        await box.wait(30)
+
+    task = asyncio.create_task(consumer())
+    await asyncio.sleep(0)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=10)
+    assert reached_wait.is_set()
+    assert done == {task}, "the consumer went on waiting after its cancellation"
+    assert task.cancelled()

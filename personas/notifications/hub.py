@@ -78,7 +78,11 @@ class Mailbox:
         self.resync = False
 
     async def wait(self, seconds: float | None = None) -> None:
-        """Until something arrives (or `seconds` pass)."""
+        """Until something arrives (or `seconds` pass). A consumer being cancelled stops
+        here: a database call that was cancelled may also have answered as if it was not,
+        and the cancellation must not wait for the next wake-up."""
+        if stopping():
+            raise asyncio.CancelledError
         if not (self._events or self.resync or self.overflowed):
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
             # cancellation that comes as the wait ends, and the consumer would never stop.
