@@ -12,7 +12,9 @@ from http import HTTPStatus
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.responses import PlainTextResponse, Response
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from personas.logs import log_fields
@@ -67,12 +69,14 @@ class AccessLog:
     - any other exception is answered `500 Internal Server Error`, as Starlette's server error
       layer answers it, and raised on, for the server to log.
 
-    Either is answered only when no response has started; the line records the status sent,
-    or 500 when none was.
+    Either is answered only when no response has started, by Starlette's own handlers; the
+    line records the status sent, or 500 when none was.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._answers = ExceptionMiddleware(app)  # only their handlers are called
+        self._last_resort = ServerErrorMiddleware(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,10 +96,12 @@ class AccessLog:
         except HTTPException as error:
             if status is not None:
                 raise
-            await http_error(error)(scope, receive, send_with_status)
-        except Exception:
+            answer = await self._answers.http_exception(Request(scope, receive), error)
+            await answer(scope, receive, send_with_status)
+        except Exception as error:
             if status is None:
-                await server_error()(scope, receive, send_with_status)
+                answer = self._last_resort.error_response(Request(scope, receive), error)
+                await answer(scope, receive, send_with_status)
             raise
         finally:
             fields = {
@@ -107,26 +113,17 @@ class AccessLog:
             log_fields(access_log, logging.INFO, "request", fields)
 
 
-def server_error() -> Response:
-    """The 500 of an unexpected error, as Starlette's server error layer answers it."""
-    return PlainTextResponse("Internal Server Error", status_code=500)
-
-
-def http_error(error: HTTPException) -> Response:
-    """An `HTTPException` answered as Starlette's exception layer answers it."""
-    if error.status_code in {204, 304}:
-        return Response(status_code=error.status_code, headers=error.headers)
-    return PlainTextResponse(error.detail, status_code=error.status_code, headers=error.headers)
-
-
 class Application(Starlette):
     """Starlette, with the application's own middleware only: `AccessLog`, outermost, does
     what Starlette's server error and exception layers did (the application registers no
     exception handlers; routes and the REST resources answer their own errors)."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        if self.exception_handlers:
-            raise ValueError("Application takes no exception handlers: AccessLog answers errors")
+        if self.exception_handlers or self.max_body_size is not None:
+            raise ValueError(
+                "Application takes no exception handlers and no max_body_size: AccessLog "
+                "answers errors, and RequestBodies bounds bodies"
+            )
         app: ASGIApp = self.router
         for cls, args, kwargs in reversed(self.user_middleware):
             app = cls(app, *args, **kwargs)
@@ -157,15 +154,17 @@ class RequestBodies:
             return
         given = ""
         has_body = False
-        length: bytes | None = None
+        lengths = 0
+        valid_length = False
         chunked = False
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if value.isdigit() and int(value) > self.max_bytes:
+                valid_length = value.isdigit()
+                if valid_length and int(value) > self.max_bytes:
                     await self._too_large(scope, send)
                     return
                 has_body = has_body or value.strip() not in (b"", b"0")
-                length = value if length is None else b""  # a second one: counted
+                lengths += 1
             elif name == b"transfer-encoding":
                 has_body = chunked = True
             elif name == b"content-type":
@@ -180,7 +179,7 @@ class RequestBodies:
                 f"send the request body as application/json, not {given or 'nothing'}",
             )
             return
-        if not has_body or (length is not None and length.isdigit() and not chunked):
+        if not has_body or (lengths == 1 and valid_length and not chunked):
             # RFC 9112 §6.3: with neither header, the body is empty; with one Content-Length
             # (checked above) and no Transfer-Encoding, the server reads that many bytes
             await self.app(scope, receive, send)
