@@ -1,7 +1,8 @@
-"""Completion plans and root plans (graphql/plans.py): objects of plain attributes completed
-from a plan, and query operations run from root fields collected once, give exactly what
-graphql-core's executor gives, data and errors alike, and whatever is off a plan's way is
-handed back to graphql-core."""
+"""Completion plans and root plans (graphql/plans.py) and direct roots (graphql/direct.py):
+objects of plain attributes completed from a plan, query operations run from root fields
+collected once, and a query of one root field answered without the executor, give exactly
+what graphql-core's executor gives, data and errors alike, and whatever is off a plan's way
+is handed back to graphql-core."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 
 import pytest
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, Undefined
 
+from personas.graphql.direct import DirectRoot
 from personas.graphql.documents import DocumentRules
 from personas.graphql.execution import PreparedSchema
 from personas.graphql.plans import coerce_plain
@@ -137,6 +139,40 @@ class Query:
     @strawberry.field
     async def later_required(self) -> str:
         return None  # type: ignore[return-value]
+
+    @strawberry.field
+    def seen(self, info: strawberry.Info, tag: str | None = None) -> str:
+        """What the resolver's info holds, as text."""
+        raw = info._raw_info
+        return repr(
+            (
+                raw.field_name,
+                [(node.alias and node.alias.value, node.name.value) for node in raw.field_nodes],
+                str(raw.return_type),
+                raw.parent_type.name,
+                raw.path.as_list(),
+                raw.path.typename,
+                sorted(raw.fragments),
+                raw.root_value,
+                raw.operation.name and raw.operation.name.value,
+                raw.variable_values,
+                raw.context,
+                raw.is_awaitable(asyncio.Future()),
+                raw.abort_signal,
+                raw.operation_extensions,
+                sorted(type(helper).__name__ for helper in raw.async_helpers),
+                tag,
+            )
+        )
+
+    @strawberry.field
+    async def gathered(self, info: strawberry.Info) -> list[int]:
+        return await info._raw_info.async_helpers.gather([later(1), later(2)])  # type: ignore[no-any-return]
+
+    @strawberry.field
+    async def tracked(self, info: strawberry.Info) -> str:
+        info._raw_info.async_helpers.track([later(1)])
+        return "tracked"
 
 
 @strawberry.type
@@ -375,3 +411,135 @@ async def test_plain_variables_are_coerced_by_the_plan_and_others_by_graphql_cor
         [other] = planned.documents.prepare(unplain).roots.values()
         assert other is not None
         assert (other.variables is None) is (unplain != ROOTS)
+
+
+ONE_ITEM = """
+query Q($shape: String!) {
+  item(shape: $shape) {
+    __typename name count flag ident note tags
+    leaves { __typename code weight }
+    child { name count note tags leaves { code } child { name } }
+  }
+}
+"""
+ONE_LATER_ITEM = (
+    "query Q($shape: String!) { laterItem(shape: $shape) { name tags child { name } } }"
+)
+ECHO = "query E($t: String!, $n: Int) { echo(text: $t, times: $n) }"
+IDENT = "query I($i: ID!, $b: Boolean) { ident(id: $i, flag: $b) }"
+DIRECT_CASES: dict[str, tuple[str, dict[str, Any] | None, str | None]] = {
+    **{f"an item, {shape}": (ONE_ITEM, {"shape": shape}, None) for shape in SHAPES},
+    **{f"a later item, {shape}": (ONE_LATER_ITEM, {"shape": shape}, None) for shape in SHAPES},
+    **{
+        f"echo, {case}": (ECHO, {"t": inputs.get("t"), "n": inputs.get("n")}, None)
+        for case, inputs in PLAIN_VARIABLES.items()
+    },
+    **{
+        f"ident, {case}": (IDENT, {"i": inputs.get("i"), "b": inputs.get("b")}, None)
+        for case, inputs in PLAIN_VARIABLES.items()
+    },
+    "echo, left out": (ECHO, {"t": "ab"}, None),
+    "a literal argument": ('{ echo(text: "a", times: 3) }', None, None),
+    "a default argument": ('{ echo(text: "a") }', None, None),
+    "a literal that is wrong at run time": ('{ echo(text: "a", times: 2) }', None, None),
+    "a nullable variable for a non-null argument with a default, given": (
+        "query R($p: Boolean) { required(present: $p) }",
+        {"p": True},
+        None,
+    ),
+    "a nullable variable for a non-null argument with a default, null": (
+        "query R($p: Boolean) { required(present: $p) }",
+        {"p": None},
+        None,
+    ),
+    "a nullable variable for a non-null argument with a default, left out": (
+        "query R($p: Boolean) { required(present: $p) }",
+        {},
+        None,
+    ),
+    "a variable with a default": ('query D($n: Int = 3) { echo(text: "a", times: $n) }', {}, None),
+    "a variable of the wrong type": (ECHO, {"t": "a", "n": "two"}, None),
+    "a resolver that fails": ("{ fails }", None, None),
+    "an awaited resolver that fails": ("{ failsLater }", None, None),
+    "a non-null root field null": ("{ required }", None, None),
+    "an awaited non-null root field null": ("{ laterRequired }", None, None),
+    "an alias": ('{ e: echo(text: "a") }', None, None),
+    "the same field twice": ('{ echo(text: "a") echo(text: "a") }', None, None),
+    "a field in a fragment": (
+        "query F { ...Parts } fragment Parts on Query { item { name child { name } } }",
+        None,
+        None,
+    ),
+    "a field in inline fragments": (
+        "{ ... on Query { item { name } } ... { item { tags } } }",
+        None,
+        None,
+    ),
+    "the resolver's info": (
+        "query S($tag: String) { s: seen(tag: $tag) ... on Query { s: seen(tag: $tag) } }"
+        ' fragment Unused on Query { echo(text: "a") }',
+        {"tag": "t"},
+        None,
+    ),
+    "the resolver's info, no variables": ("{ seen }", None, None),
+    "work gathered through the info": ("{ gathered }", None, None),
+    "work tracked through the info": ("{ tracked }", None, None),
+    "an operation chosen by name": ('query A { echo(text: "a") } query B { fails }', None, "B"),
+}
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=list(DIRECT_CASES))
+async def test_direct_roots_answer_as_graphql_core_does(case: str) -> None:
+    query, variables, operation_name = DIRECT_CASES[case]
+    planned, reference = await both(query, variables, operation_name)
+    assert planned == reference
+    assert repr(planned[0]) == repr(reference[0])
+
+
+async def test_a_direct_root_is_made_for_one_root_field_of_the_query_type() -> None:
+    planned, _ = schemas()
+
+    async def direct(query: str, variables: dict[str, Any] | None = None) -> DirectRoot | None:
+        await planned.execute(query, variables)
+        [found] = planned.documents.prepare(query).directs.values()
+        return found
+
+    literal = await direct('{ echo(text: "a") }')
+    assert literal is not None
+    assert literal.arguments is not None
+    assert literal.arguments.constants == {"text": "a", "times": 1}
+    assert literal.arguments.variables == ()
+
+    from_variables = await direct(IDENT, {"i": "a"})
+    assert from_variables is not None
+    assert from_variables.arguments is not None
+    assert from_variables.arguments.constants == {}
+    assert from_variables.arguments.variables == (("id", "i", Undefined), ("flag", "b", None))
+    assert from_variables.arguments.values({"i": "x"}) == {"id": "x", "flag": None}
+    assert from_variables.arguments.values({"i": "x", "b": True}) == {"id": "x", "flag": True}
+
+    nullable_for_non_null = await direct(ECHO, {"t": "a"})  # times: Int! = 1, $n: Int
+    assert nullable_for_non_null is not None
+    assert nullable_for_non_null.arguments is None  # a null is refused: graphql-core decides
+    taken_each_run = await direct("query R($p: Boolean) { required(present: $p) }", {})
+    assert taken_each_run is not None
+    assert taken_each_run.arguments is None  # a null would be refused: graphql-core decides
+    with_default = await direct('query D($n: Int = 3) { echo(text: "a", times: $n) }')
+    assert with_default is not None
+    assert with_default.arguments is None  # not a plain variable
+
+    planned_item = await direct("{ item { name tags } }")
+    assert planned_item is not None
+    assert planned_item.complete is not None
+    with_resolver = await direct("{ item { shout } }")
+    assert with_resolver is not None
+    assert with_resolver.complete is None  # the executor completes it
+
+    for not_direct in (
+        '{ echo(text: "a") fails }',
+        "{ __typename }",
+        '{ __type(name: "Item") { name } }',
+    ):
+        assert await direct(not_direct) is None, not_direct
+    await planned.execute("mutation { bump }")
+    assert list(planned.documents.prepare("mutation { bump }").directs.values()) == [None]

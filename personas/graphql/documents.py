@@ -23,7 +23,8 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from personas.graphql.plans import Plans, RootPlan, root_plan
+from personas.graphql.direct import DirectRoot, direct_root
+from personas.graphql.plans import IS_AWAITABLE, Plans, RootPlan, root_plan
 
 MISSING_NAME = "Must provide operation name if query contains multiple operations."
 """graphql-core's wording of the refusal of a document holding several operations and no
@@ -57,6 +58,8 @@ class Prepared:
     """Completion plans for the document's objects (plans.py), made as execution meets them."""
     roots: dict[int, RootPlan | None] = field(default_factory=dict, compare=False)
     """Root plans by the identity of the operation (one of `operations`), made as it runs."""
+    directs: dict[int, DirectRoot | None] = field(default_factory=dict, compare=False)
+    """Direct roots (direct.py) by the identity of the operation, made with its root plan."""
 
     def operation(self, name: str | None) -> OperationDefinitionNode | None:
         """The operation `name` selects: the one of that name, or the first without a name."""
@@ -77,7 +80,12 @@ class Prepared:
             return roots[key]
         assert self.document is not None
         plan = roots[key] = root_plan(schema, self.document, operation)
+        self.directs[key] = None if plan is None else direct_root(schema, plan, IS_AWAITABLE)
         return plan
+
+    def direct_root(self, operation: OperationDefinitionNode) -> DirectRoot | None:
+        """The direct root of `operation`, made with its root plan (`root_plan` first)."""
+        return self.directs.get(id(operation))
 
     def refusals(self, name: str | None) -> list[GraphQLError]:
         """Why the document may not run with `operationName` `name` (empty: it may)."""

@@ -8,14 +8,13 @@ documents."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from inspect import isawaitable
-from typing import Any, Final, TypeGuard, cast
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError, execute
 from strawberry.exceptions import MissingQueryError
-from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.types import ExecutionResult
@@ -23,11 +22,8 @@ from strawberry.types.graphql import OperationType
 
 from personas.domain import InvalidInput
 from personas.graphql.documents import DocumentRules, Documents
-from personas.graphql.plans import PlannedExecutor
+from personas.graphql.plans import IS_AWAITABLE, PlannedExecutor
 from personas.graphql.resolving import install_direct_resolvers
-
-IS_AWAITABLE: Final = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable)
-"""strawberry's quick check of resolver results, as strawberry passes it to graphql-core."""
 
 
 class PreparedSchema(strawberry.Schema):
@@ -94,18 +90,20 @@ class PreparedSchema(strawberry.Schema):
             "plans": prepared.plans,
         }
         plan = prepared.root_plan(self._schema, operation)
+        direct = None if plan is None else prepared.direct_root(operation)
         try:
-            result = (
-                execute(
+            if direct is not None:
+                result = direct.run(self._schema, **options)
+            elif plan is not None:
+                result = PlannedExecutor.run(self._schema, plan, **options)
+            else:
+                result = execute(
                     self._schema,
                     prepared.document,
                     operation_name=operation_name,
                     executor_class=PlannedExecutor,
                     **options,
                 )
-                if plan is None
-                else PlannedExecutor.run(self._schema, plan, **options)
-            )
             if isawaitable(result):
                 result = await result
         except Exception as error:  # shown masked, as strawberry does

@@ -25,11 +25,11 @@ other value is coerced, and refused, by graphql-core."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from operator import attrgetter
-from typing import Any, Final, TypeAlias, cast
+from typing import Any, Final, TypeAlias, TypeGuard, cast
 
 from graphql import (
     DocumentNode,
@@ -78,6 +78,7 @@ from graphql.type.scalars import (
     serialize_int,
     serialize_string,
 )
+from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
@@ -90,6 +91,8 @@ Plans: TypeAlias = dict[PlanKey, "Complete | None"]
 one prepared document, which keeps the plans alive as long as itself); None: no plan."""
 
 BACKREF: Final = GraphQLCoreConverter.DEFINITION_BACKREF
+IS_AWAITABLE: Final = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable)
+"""strawberry's quick check of resolver results, as strawberry passes it to graphql-core."""
 NEVER_AWAITABLE: Final = frozenset(
     {type(None), bool, int, float, str, bytes, list, tuple, dict, set, frozenset, datetime, date}
 )
@@ -288,22 +291,22 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             data = cast("dict[str, Any]", result)
         except GraphQLError as error:
             self.collected_errors.add(error, None)
-            return self._response(None)
-        return self._response(data)
+            return self.respond(None)
+        return self.respond(data)
 
     async def _completed(self, result: Any) -> ExecutionResult:
         try:
             data = await result
         except GraphQLError as error:
             self.collected_errors.add(error, None)
-            return self._response(None)
+            return self.respond(None)
         except Exception:
             await self.cancel_incremental_work()
             self.run_async_work_finished_hook()
             raise
-        return self._response(data)
+        return self.respond(data)
 
-    def _response(self, data: dict[str, Any] | None) -> ExecutionResult:
+    def respond(self, data: dict[str, Any] | None) -> ExecutionResult:
         response = self.finish(self.build_response(data))
         if not isinstance(response, ExecutionResult):  # pragma: no cover - no @defer here
             raise GraphQLError("the operation answered more than one payload")
@@ -363,7 +366,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             if field is None or field.args:
                 return None
             read = _attribute_reader(field.resolve, field.extensions)
-            complete = None if read is None else self._type_plan(field.type, details)
+            complete = None if read is None else self.type_plan(field.type, details)
             if complete is None:
                 return None
             fields.append((response_key, read, complete))
@@ -388,16 +391,16 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
 
         return complete_object
 
-    def _type_plan(
+    def type_plan(
         self, output_type: GraphQLOutputType, details: FieldDetailsList
     ) -> Complete | None:
         if isinstance(output_type, GraphQLNonNull):
             if is_leaf_type(output_type.of_type):
                 return _leaf(output_type.of_type.coerce_output_value, non_null=True)
-            inner = self._type_plan(output_type.of_type, details)
+            inner = self.type_plan(output_type.of_type, details)
             return None if inner is None else _non_null(inner)
         if isinstance(output_type, GraphQLList):
-            inner = self._type_plan(output_type.of_type, details)
+            inner = self.type_plan(output_type.of_type, details)
             return None if inner is None else _list(inner, self.is_awaitable)
         if is_leaf_type(output_type):
             return _leaf(output_type.coerce_output_value, non_null=False)
