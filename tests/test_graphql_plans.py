@@ -159,7 +159,7 @@ class Query:
                 raw.context,
                 raw.is_awaitable(asyncio.Future()),
                 raw.abort_signal,
-                raw.operation_extensions,
+                getattr(raw, "operation_extensions", "none"),  # strawberry's own member
                 sorted(type(helper).__name__ for helper in raw.async_helpers),
                 tag,
             )
@@ -167,7 +167,8 @@ class Query:
 
     @strawberry.field
     async def gathered(self, info: strawberry.Info) -> list[int]:
-        return await info._raw_info.async_helpers.gather([later(1), later(2)])  # type: ignore[no-any-return]
+        gathered: list[int] = await info._raw_info.async_helpers.gather([later(1), later(2)])
+        return gathered
 
     @strawberry.field
     async def tracked(self, info: strawberry.Info) -> str:
