@@ -3,10 +3,19 @@ path with its revision, and driver errors turned into domain errors."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.errors import (
+    AutoReconnect,
+    ExecutionTimeout,
+    NetworkTimeout,
+    OperationFailure,
+    PyMongoError,
+    WTimeoutError,
+)
 
 from personas import domain
 from personas.domain import ANONYMOUS, FilterSpec, Principal
@@ -141,6 +150,44 @@ async def test_an_unreachable_database_is_unavailable() -> None:
 
 
 async def test_translation_leaves_other_errors_alone() -> None:
-    with pytest.raises(KeyError):
-        async with translated():
-            raise KeyError("not a driver error")
+    with pytest.raises(KeyError), translated():
+        raise KeyError("not a driver error")
+    with pytest.raises(asyncio.CancelledError), translated("metadata"):
+        raise asyncio.CancelledError
+    unknown = OperationFailure("no such command", code=59)
+    with pytest.raises(OperationFailure) as raised, translated("metadata"):
+        raise unknown
+    assert raised.value is unknown
+    with translated():
+        pass  # nothing raised: nothing to translate
+
+
+@pytest.mark.parametrize(
+    ("error", "path_field", "expected", "chained"),
+    [
+        (AutoReconnect("connection refused"), None, domain.Unavailable, True),
+        (ExecutionTimeout("operation exceeded time limit", 50), None, domain.Unavailable, True),
+        (NetworkTimeout("timed out"), None, domain.Unavailable, True),
+        (WTimeoutError("waiting for replication timed out", 64), None, domain.Unavailable, True),
+        (
+            OperationFailure("Cannot create field 'x' in element", 28),
+            "metadata",
+            domain.InvalidInput,
+            False,
+        ),
+    ],
+)
+async def test_driver_errors_become_domain_errors(
+    error: PyMongoError, path_field: str | None, expected: type[Exception], chained: bool
+) -> None:
+    async def failing() -> None:
+        await asyncio.sleep(0)  # awaits inside, as every store call does
+        raise error
+
+    with pytest.raises(expected) as raised, translated(path_field):
+        await failing()
+    assert (raised.value.__cause__ is error) is chained
+    if expected is domain.InvalidInput:
+        assert isinstance(raised.value, domain.InvalidInput)
+        assert raised.value.field == "metadata"
+        assert "Cannot create field" in raised.value.message

@@ -30,7 +30,6 @@ Otherwise the arguments are taken by `get_argument_values` on each run."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, cast
@@ -361,9 +360,14 @@ class _Run:
 
     def _completed(self, info: Any, value: Any) -> AwaitableOrValue[Any]:
         complete = self.root.complete
-        if complete is not None:
-            with suppress(Exception):  # GiveBack, or what a value raised: graphql-core reports it
-                return complete(value)
+        if complete is None:
+            return self._completed_by_executor(info, value)
+        try:
+            return complete(value)
+        except Exception:  # GiveBack, or what a value raised: graphql-core reports it
+            return self._completed_by_executor(info, value)
+
+    def _completed_by_executor(self, info: Any, value: Any) -> AwaitableOrValue[Any]:
         root = self.root
         return self.made().complete_value(
             root.field.type, root.details, info, root.path, value, None

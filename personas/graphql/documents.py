@@ -22,6 +22,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
+from strawberry.types.graphql import OperationType
 
 from personas.graphql.direct import DirectRoot, direct_root
 from personas.graphql.plans import IS_AWAITABLE, Plans, RootPlan, root_plan
@@ -47,6 +48,18 @@ class DocumentRules:
 
 
 @dataclass(frozen=True, slots=True)
+class Chosen:
+    """An operation of a valid document as a request's `operationName` chose it: its type,
+    what refuses it, and (when nothing does) how it runs."""
+
+    operation: OperationDefinitionNode
+    operation_type: OperationType
+    refusals: tuple[GraphQLError, ...]
+    plan: RootPlan | None
+    direct: DirectRoot | None
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
     """A document text as parsed and validated: the document (None when it did not parse),
     the errors that refuse it (none for a valid document), and its operations."""
@@ -60,6 +73,25 @@ class Prepared:
     """Root plans by the identity of the operation (one of `operations`), made as it runs."""
     directs: dict[int, DirectRoot | None] = field(default_factory=dict, compare=False)
     """Direct roots (direct.py) by the identity of the operation, made with its root plan."""
+    choices: dict[str | None, Chosen] = field(default_factory=dict, compare=False)
+    """What each `operationName` chose (only names of the document's operations, and None)."""
+
+    def chosen(self, schema: GraphQLSchema, name: str | None) -> Chosen | None:
+        """The operation `name` chooses in this valid document, or None when there is none
+        (`operation`); its root plan and direct root made when nothing refuses it."""
+        found = self.choices.get(name)
+        if found is not None:
+            return found
+        operation = self.operation(name)
+        if operation is None:
+            return None
+        refusals = tuple(self.refusals(name))
+        plan = None if refusals else self.root_plan(schema, operation)
+        direct = None if plan is None else self.direct_root(operation)
+        found = self.choices[name] = Chosen(
+            operation, OperationType(operation.operation.value), refusals, plan, direct
+        )
+        return found
 
     def operation(self, name: str | None) -> OperationDefinitionNode | None:
         """The operation `name` selects: the one of that name, or the first without a name."""

@@ -61,10 +61,10 @@ class PreparedSchema(strawberry.Schema):
         prepared = self.documents.prepare(query)
         if prepared.document is None:
             return self._refused(list(prepared.errors))
-        operation = prepared.operation(operation_name)
-        if operation is None:
+        chosen = prepared.chosen(self._schema, operation_name)
+        if chosen is None:
             raise CannotGetOperationTypeError(operation_name)
-        operation_type = OperationType(operation.operation.value)
+        operation_type = chosen.operation_type
         allowed = (
             DEFAULT_ALLOWED_OPERATION_TYPES
             if allowed_operation_types is None
@@ -78,9 +78,8 @@ class PreparedSchema(strawberry.Schema):
                 "subscription", "subscribe over a WebSocket (graphql-transport-ws) at /graphql"
             )
             return self._refused([GraphQLError(refused.message, original_error=refused)])
-        refusals = prepared.refusals(operation_name)
-        if refusals:
-            return self._refused(refusals)
+        if chosen.refusals:
+            return self._refused(list(chosen.refusals))
         options: dict[str, Any] = {
             "root_value": root_value,
             "context_value": context_value,
@@ -89,8 +88,7 @@ class PreparedSchema(strawberry.Schema):
             "operation_extensions": operation_extensions,
             "plans": prepared.plans,
         }
-        plan = prepared.root_plan(self._schema, operation)
-        direct = None if plan is None else prepared.direct_root(operation)
+        plan, direct = chosen.plan, chosen.direct
         try:
             if direct is not None:
                 result = direct.run(self._schema, **options)

@@ -7,7 +7,7 @@ from typing import Any, Final
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
@@ -47,15 +47,20 @@ class PersistedGraphQL(GraphQL[Context, RootValue]):
     ) -> None:
         super().__init__(schema, graphql_ide=graphql_ide)
         self.persisted = persisted
+        self.streams = any(
+            protocol in self.stream_transport_classes_by_protocol for protocol in self.protocols
+        )
+        """Whether a POST may ask for a streaming protocol (strawberry's own way answers it)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         request = Request(scope=scope, receive=receive)
-        response: Response
+        method = scope["method"]
+        response: Response | bytes
         try:
-            if request.method == "POST":
+            if method == "POST":
                 response = await self.post(request)
             else:
                 response = await self.run(request)
@@ -66,25 +71,29 @@ class PersistedGraphQL(GraphQL[Context, RootValue]):
             response = _graphql_errors(error.status_code, code, error.reason)
             if error.status_code == 405:
                 response.headers["allow"] = "GET, POST"
+        if isinstance(response, bytes):
+            await _answer_json(send, response)
+            return
         if (
-            request.method == "GET"
+            method == "GET"
             and response.status_code == 200
             and response.media_type == "application/json"
         ):
             response = revalidated(request.headers, response)
         await response(scope, receive, send)
 
-    async def post(self, request: Request) -> Response:
+    async def post(self, request: Request) -> Response | bytes:
         """A POST request: what strawberry's view does with a JSON request object, in fewer
         steps (the middleware has already checked the media type and the body's size). The
         operation runs in `operation_context` and gets no sub-response: its answer is the
-        result alone, JSON with status 200. Anything else posted (a batch, another media
-        type, a streaming protocol) takes strawberry's own way, to the same answer as before."""
-        if "application/json" not in media_type(request.headers.get("content-type", "")) or any(
-            protocol in self.stream_transport_classes_by_protocol for protocol in self.protocols
+        result alone, JSON with status 200 (the bytes of its body). Anything else posted (a
+        batch, another media type, a streaming protocol) takes strawberry's own way, to the
+        same answer as before."""
+        if self.streams or "application/json" not in media_type(
+            request.headers.get("content-type", "")
         ):
             return await self.run(request)
-        data = self.parse_json(await request.body())
+        data = self.parse_json(await body_of(request))
         if not isinstance(data, dict):
             return await self.run(request)  # a batch: refused there, as batching is off
         query, variables, extensions = (
@@ -119,7 +128,8 @@ class PersistedGraphQL(GraphQL[Context, RootValue]):
         response_data = await self.process_result(request, result)
         if result.errors:
             self._handle_errors(result.errors, response_data)
-        return Response(self.encode_json(response_data), media_type="application/json")
+        encoded = self.encode_json(response_data)
+        return encoded if isinstance(encoded, bytes) else encoded.encode()
 
     def operation_context(self, request: Request) -> Context:
         """The context of an operation posted as JSON (the view's subclass knows its shape)."""
@@ -145,6 +155,37 @@ class PersistedGraphQL(GraphQL[Context, RootValue]):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return graphiql.page()
+
+
+async def body_of(request: Request) -> bytes:
+    """What `request.body()` answers, read without the async generator it makes for every
+    request (which the event loop registers and finalizes): the chunks joined, and kept on
+    the request where Starlette keeps them, so that strawberry's own way reads the same body
+    again; `ClientDisconnect` when the caller left first."""
+    read: bytes | None = getattr(request, "_body", None)
+    if read is not None:
+        return read
+    chunks = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            request._is_disconnected = True
+            raise ClientDisconnect
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+    request._stream_consumed = True
+    request._body = body = b"".join(chunks)
+    return body
+
+
+async def _answer_json(send: Send, body: bytes) -> None:
+    """`Response(body, media_type="application/json")` as Starlette sends it: the same two
+    messages, without building the response object."""
+    headers = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _graphql_errors(status: int, code: str, message: str) -> Response:

@@ -32,7 +32,7 @@ class BackupStore:
     async def tenants(self) -> list[str]:
         """Every tenant with a persona or a revision."""
         database = self._database
-        async with translated():
+        with translated():
             found = {
                 *await database.personas.distinct("tenant"),
                 *await database.revisions.distinct("tenant"),
@@ -42,7 +42,7 @@ class BackupStore:
     async def count_histories(self, tenant: str) -> int:
         """How many personas of `tenant` exist or existed (the length of `histories`)."""
         count = 0
-        async with translated():
+        with translated():
             async for _ in self._ids(tenant):
                 count += 1
         return count
@@ -52,7 +52,7 @@ class BackupStore:
 
         Each one is read persona first, then its revisions up to the persona's version,
         so a change made meanwhile never gives a history that does not fit together."""
-        async with translated():
+        with translated():
             async for persona_id in self._ids(tenant):
                 yield await self._history(tenant, persona_id)
 

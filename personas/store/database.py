@@ -51,8 +51,8 @@ class Database:
     ) -> T:
         """Run `work` in one transaction: all of it is written, or none. Transient errors
         are retried only within the time limit (the driver would retry for up to 120 s)."""
-        with time_limit(self.client.options.timeout):
-            async with translated(path_field), self.client.start_session() as session:
+        with time_limit(self.client.options.timeout), translated(path_field):
+            async with self.client.start_session() as session:
                 return await session.with_transaction(work)
 
     def once(self, tenant: str, once: Once | None, work: Work) -> Work:

@@ -47,7 +47,7 @@ class EventLog:
         self.retention_seconds = retention_days * 86400
 
     async def ensure_indexes(self) -> None:
-        async with translated():
+        with translated():
             await self._events.create_index(POSITION_INDEX, unique=True)
             try:
                 await self._create_expiry()
@@ -111,7 +111,7 @@ class EventLog:
     async def since(
         self, tenant: str, seq: int, limit: int, until: int | None = None
     ) -> list[Event]:
-        async with translated():
+        with translated():
             found = await self._events.find(
                 q.events_after(tenant, seq, until), q.HIDDEN, sort=[("seq", 1)], limit=limit
             ).to_list(limit)
@@ -119,13 +119,13 @@ class EventLog:
 
     async def latest(self, tenant: str) -> int:
         """The id of the tenant's latest event (0 before its first)."""
-        async with translated():
+        with translated():
             counter = await self._counters.find_one({"_id": tenant})
         return 0 if counter is None else int(counter["seq"])
 
     async def tenants(self) -> list[str]:
         """The tenants that have an event log."""
-        async with translated():
+        with translated():
             found = await self._counters.distinct("_id")
         return sorted(str(item) for item in found)
 
@@ -133,7 +133,7 @@ class EventLog:
         """Put a backup's events back (those missing) and move the tenant's counter up to
         `latest`, so that new events follow the restored ones; how many were missing."""
         added = 0
-        async with translated():
+        with translated():
             for item in events:
                 result = await self._events.update_one(
                     {"tenant": tenant, "seq": item.seq},

@@ -31,17 +31,17 @@ class KeyStore:
             "created_at": now(),
             "revoked_at": None,
         }
-        async with translated():
+        with translated():
             await self._keys.insert_one(document)
         return _api_key(document)
 
     async def all(self) -> list[ApiKey]:
-        async with translated():
+        with translated():
             documents = await self._keys.find({}, sort=[("created_at", 1)]).to_list(None)
         return [_api_key(document) for document in documents]
 
     async def revoke(self, key_id: str) -> ApiKey:
-        async with translated():
+        with translated():
             document = await self._keys.find_one_and_update(
                 {"_id": key_id, "revoked_at": None},
                 {"$set": {"revoked_at": now()}},
@@ -53,13 +53,13 @@ class KeyStore:
 
     async def find(self, key_id: str) -> tuple[ApiKey, str] | None:
         """An active key and the hash of its secret."""
-        async with translated():
+        with translated():
             document = await self._keys.find_one({"_id": key_id, "revoked_at": None})
         return None if document is None else (_api_key(document), document["hash"])
 
     async def any(self) -> bool:
         """Whether any active key exists."""
-        async with translated():
+        with translated():
             return await self._keys.find_one({"revoked_at": None}, {"_id": True}) is not None
 
 

@@ -72,7 +72,7 @@ class LabelStore:
         """The version `label` points at (`latest`: the current one); None when unset."""
         require(principal, "read")
         database = self._database
-        async with translated():
+        with translated():
             if label == LATEST:
                 current = await database.personas.find_one(
                     q.scoped(principal.tenant, {"_id": ObjectId(persona_id)}), {"version": True}
@@ -98,7 +98,7 @@ class LabelStore:
     async def of(self, principal: Principal, persona_ids: Sequence[str]) -> list[list[Label]]:
         """The labels of each persona (none for an unknown one), in the order asked."""
         require(principal, "read")
-        async with translated():
+        with translated():
             found = await self._database.personas.find(
                 q.scoped(principal.tenant, {"_id": {"$in": [ObjectId(i) for i in persona_ids]}}),
                 {"labels": True},
@@ -122,7 +122,7 @@ class LabelStore:
         require(principal, "read")
         scope = [q.release_scope(label)]
         pipeline = q.listing_pipeline(principal.tenant, query, first, after, scope)
-        async with translated():
+        with translated():
             cursor = await self._database.releases.aggregate(pipeline, **self._hint(query))
             found = await cursor.to_list(first + 1)
         items = found[:first]
@@ -135,7 +135,7 @@ class LabelStore:
     async def count_releases(self, principal: Principal, label: str, query: PersonaQuery) -> int:
         require(principal, "read")
         condition = q.listing_filter(principal.tenant, query, [q.release_scope(label)])
-        async with translated():
+        with translated():
             return await self._database.releases.count_documents(condition, **self._hint(query))
 
     def _hint(self, query: PersonaQuery) -> dict[str, Any]:
@@ -146,7 +146,7 @@ class LabelStore:
     ) -> dict[str, Any]:
         """The server's execution statistics for a release listing's filter."""
         condition = q.listing_filter(principal.tenant, query, [q.release_scope(label)])
-        async with translated():
+        with translated():
             result: dict[str, Any] = await self._database.db.command(
                 "explain",
                 {"find": self._database.releases.name, "filter": condition, **self._hint(query)},
@@ -169,7 +169,7 @@ class LabelStore:
             condition["label"] = label
         if before is not None:
             condition["_id"] = {"$lt": ObjectId(before)}
-        async with translated():
+        with translated():
             found = await self._database.label_events.find(
                 q.scoped(principal.tenant, condition), sort=[("_id", -1)], limit=first + 1
             ).to_list(first + 1)

@@ -118,7 +118,7 @@ class PersonaStore:
     async def adopt_legacy_personas(self) -> int:
         """Personas stored before tenants and versions existed join `default` at version 1,
         last updated when created."""
-        async with translated():
+        with translated():
             tenants = await self._personas.update_many(
                 {"tenant": {"$exists": False}}, {"$set": {"tenant": ANONYMOUS.tenant}}
             )
@@ -136,7 +136,7 @@ class PersonaStore:
     async def ensure_indexes(self) -> None:
         """Create the indexes listings need (idempotent)."""
         specs = [*q.ORDER_INDEXES.values(), *(q.path_index(field) for field in self.indexed_fields)]
-        async with translated():
+        with translated():
             for keys in specs:
                 await self._personas.create_index(keys)
             await self._revisions.create_index(REVISION_INDEX, unique=True)
@@ -151,7 +151,7 @@ class PersonaStore:
 
     async def index_keys(self) -> list[list[tuple[str, Any]]]:
         """The key patterns of the persona indexes."""
-        async with translated():
+        with translated():
             information = await self._personas.index_information()
         return [
             [(name, direction) for name, direction in spec["key"]] for spec in information.values()
@@ -161,7 +161,7 @@ class PersonaStore:
 
     async def get(self, principal: Principal, persona_id: str) -> Persona | None:
         require(principal, "read")
-        async with translated():
+        with translated():
             document = await self._personas.find_one(
                 q.scoped(principal.tenant, {"_id": ObjectId(persona_id)}), q.HIDDEN
             )
@@ -173,7 +173,7 @@ class PersonaStore:
         """One page of a listing, after `after`; keyset-paginated under any order."""
         require(principal, "read")
         pipeline = q.listing_pipeline(principal.tenant, query, first, after)
-        async with translated():
+        with translated():
             cursor = await self._personas.aggregate(pipeline, **q.hint(query, self.indexed_fields))
             found = await cursor.to_list(first + 1)
         items = found[:first]
@@ -185,7 +185,7 @@ class PersonaStore:
 
     async def count(self, principal: Principal, query: PersonaQuery) -> int:
         require(principal, "read")
-        async with translated():
+        with translated():
             return await self._personas.count_documents(
                 q.listing_filter(principal.tenant, query), **q.hint(query, self.indexed_fields)
             )
@@ -196,14 +196,14 @@ class PersonaStore:
         """How many personas have each value at `stored`, arrays unwound, most frequent first."""
         require(principal, "read")
         pipeline = q.values_pipeline(principal.tenant, stored, query, first)
-        async with translated():
+        with translated():
             cursor = await self._personas.aggregate(pipeline, **q.hint(query, self.indexed_fields))
             rows = await cursor.to_list(first)
         return [ValueCount(row["_id"], row["count"]) for row in rows]
 
     async def explain(self, principal: Principal, query: PersonaQuery) -> dict[str, Any]:
         """The server's execution statistics for a listing's filter (for index checks)."""
-        async with translated():
+        with translated():
             result: dict[str, Any] = await self._db.command(
                 "explain",
                 {
@@ -498,7 +498,7 @@ class PersonaStore:
         self, principal: Principal, persona_id: str, version: int
     ) -> Revision | None:
         require(principal, "read")
-        async with translated():
+        with translated():
             document = await self._revisions.find_one(
                 q.scoped(principal.tenant, {"persona_id": ObjectId(persona_id), "version": version})
             )
@@ -506,7 +506,7 @@ class PersonaStore:
 
     async def count_revisions(self, principal: Principal, persona_id: str) -> int:
         require(principal, "read")
-        async with translated():
+        with translated():
             return await self._revisions.count_documents(
                 q.scoped(principal.tenant, {"persona_id": ObjectId(persona_id)}),
                 hint=dict(REVISION_INDEX),
@@ -520,7 +520,7 @@ class PersonaStore:
         condition: dict[str, Any] = {"persona_id": ObjectId(persona_id)}
         if before_version is not None:
             condition["version"] = {"$lt": before_version}
-        async with translated():
+        with translated():
             found = await self._revisions.find(
                 q.scoped(principal.tenant, condition),
                 sort=[("version", -1)],

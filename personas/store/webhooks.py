@@ -59,7 +59,7 @@ class WebhookStore:
         self._events = events
 
     async def ensure_indexes(self) -> None:
-        async with translated():
+        with translated():
             await self._webhooks.create_index([("tenant", 1), ("created_at", 1)])
             await self._deliveries.create_index(DELIVERY_KEY, unique=True)
             await self._deliveries.create_index(DUE_INDEX)
@@ -78,7 +78,7 @@ class WebhookStore:
     ) -> Webhook:
         """A webhook for the events after now."""
         require(principal, ADMIN)
-        async with translated():
+        with translated():
             count = await self._webhooks.count_documents(q.scoped(principal.tenant))
         if count >= WEBHOOKS_PER_TENANT:
             raise InvalidInput(
@@ -103,13 +103,13 @@ class WebhookStore:
             "disabled_at": None,
             "disabled_reason": None,
         }
-        async with translated():
+        with translated():
             await self._webhooks.insert_one(document)
         return webhook(document, with_secret=True)
 
     async def all(self, principal: Principal) -> list[Webhook]:
         require(principal, ADMIN)
-        async with translated():
+        with translated():
             found = await self._webhooks.find(
                 q.scoped(principal.tenant), sort=[("created_at", 1)]
             ).to_list(WEBHOOKS_PER_TENANT * 2)
@@ -117,7 +117,7 @@ class WebhookStore:
 
     async def get(self, principal: Principal, webhook_id: str) -> Webhook:
         require(principal, ADMIN)
-        async with translated():
+        with translated():
             found = await self._webhooks.find_one(self._mine(principal, webhook_id))
         if found is None:
             raise NotFound(f"webhook {webhook_id} not found")
@@ -140,7 +140,7 @@ class WebhookStore:
         """A new secret; deliveries are signed with the old one too for ROTATION_GRACE."""
         require(principal, ADMIN)
         moment = now()
-        async with translated():
+        with translated():
             current = await self._webhooks.find_one(self._mine(principal, webhook_id))
             if current is None:
                 raise NotFound(f"webhook {webhook_id} not found")
@@ -168,7 +168,7 @@ class WebhookStore:
         condition = q.before_id(
             q.scoped(principal.tenant, {"webhook_id": ObjectId(webhook_id)}), before
         )
-        async with translated():
+        with translated():
             found = await self._deliveries.find(
                 condition, sort=[("_id", -1)], limit=first + 1
             ).to_list(first + 1)
@@ -191,7 +191,7 @@ class WebhookStore:
         condition: dict[str, Any] = {"disabled_at": None}
         if tenants is not None:
             condition["tenant"] = {"$in": list(tenants)}
-        async with translated():
+        with translated():
             found = await self._webhooks.find(condition).to_list(None)
         return [endpoint(item) for item in found]
 
@@ -203,7 +203,7 @@ class WebhookStore:
         if not events:
             return
         webhook_id = ObjectId(target.id)
-        async with translated():
+        with translated():
             for event, body in events:
                 if body is None:
                     continue
@@ -234,7 +234,7 @@ class WebhookStore:
     async def claim(self, owner: str, lease: timedelta) -> Due | None:
         """Take the delivery due first, for `lease`; None when none is due."""
         moment = now()
-        async with translated():
+        with translated():
             found = await self._deliveries.find_one_and_update(
                 q.due_deliveries(moment),
                 q.claim_delivery(owner, moment + lease),
@@ -269,7 +269,7 @@ class WebhookStore:
     ) -> bool:
         """Record what an attempt came to (if the claim is still ours)."""
         target = {"_id": ObjectId(str(delivery_id)), "claim": owner}
-        async with translated():
+        with translated():
             if attempt is None:
                 result = await self._deliveries.update_one(
                     target, {"$set": {**changes, "claim": None}}
@@ -289,7 +289,7 @@ class WebhookStore:
     async def disable(self, webhook_id: str, reason: str) -> None:
         """Stop delivering to a webhook, saying why; its pending deliveries are cancelled."""
         identifier = ObjectId(webhook_id)
-        async with translated():
+        with translated():
             await self._webhooks.update_one(
                 {"_id": identifier, "disabled_at": None},
                 {"$set": {"disabled_at": now(), "disabled_reason": reason}},
@@ -301,7 +301,7 @@ class WebhookStore:
 
     async def next_due(self) -> datetime | None:
         """When the earliest pending delivery is due."""
-        async with translated():
+        with translated():
             found = await self._deliveries.find_one(
                 {"status": DeliveryStatus.PENDING.value},
                 {"next_attempt_at": True},
