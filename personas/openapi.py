@@ -17,7 +17,7 @@ from typing_extensions import is_typeddict
 
 from personas.rest import wire
 from personas.rest.handlers import PREFIX, JSONResponse
-from personas.rest.parameters import Header, Parameter
+from personas.rest.parameters import IF_NONE_MATCH, Header, Parameter
 from personas.rest.problems import PROBLEM, REFUSALS, Refusal
 from personas.rest.routes import RESOURCES, Operation, Reply, Resource
 
@@ -184,9 +184,23 @@ def _operation(operation: Operation, schemas: Schemas) -> dict[str, Any]:
         }
     described["responses"] = {
         str(operation.reply.status): _reply(operation.reply, schemas),
+        **_not_modified(operation),
         **{str(status): _ref("responses", refusals[status].name) for status in statuses},
     }
     return described
+
+
+def _not_modified(operation: Operation) -> dict[str, Any]:
+    """The 304 of a read that takes If-None-Match: its reply's ETag, and no body."""
+    if IF_NONE_MATCH not in operation.parameters:
+        return {}
+    [etag] = [header for header in operation.reply.headers if header.name == "ETag"]
+    return {
+        "304": {
+            "description": "Not Modified: If-None-Match names the current ETag. No body.",
+            "headers": {etag.name: _ref("headers", etag.key)},
+        }
+    }
 
 
 def _path_item(resource: Resource, schemas: Schemas) -> dict[str, Any]:

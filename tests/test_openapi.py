@@ -215,7 +215,7 @@ schema = schemathesis.openapi.from_dict(openapi.document())
 HEADER_PATTERNS = {
     parameter["name"]: parameter["schema"]["pattern"]
     for parameter in openapi.document()["components"]["parameters"].values()
-    if parameter["in"] == "header"
+    if parameter["in"] == "header" and "pattern" in parameter["schema"]
 }
 schema.app = DEFERRED
 

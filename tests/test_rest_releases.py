@@ -7,8 +7,11 @@ from typing import Any
 
 import httpx
 import jsonpatch
+from pydantic import TypeAdapter
 from starlette.applications import Starlette
 
+from personas.rest.parameters import IF_NONE_MATCH
+from personas.rest.routes import RESOURCES
 from tests.conftest import issue_key, keyed_client, problem
 
 PERSONAS = "/v1/personas"
@@ -104,22 +107,35 @@ async def test_every_get_answers_an_etag_and_304_when_it_still_holds(
 ) -> None:
     persona_id = await versions(client)
     await client.put(f"{PERSONAS}/{persona_id}/labels/beta", json={"version": 1})
-    urls = [
-        f"{PERSONAS}/{persona_id}",
-        f"{PERSONAS}/{persona_id}/revisions/1",
-        f"{PERSONAS}/{persona_id}/revisions",
-        f"{PERSONAS}/{persona_id}/labels",
-        f"{PERSONAS}/{persona_id}/labels/beta/history",
-        f"{PERSONAS}?metadata.tags=prod",
-        "/v1/releases?label=beta",
-        f"/v1/personas/{persona_id}/diff?from=1&to=3",
-        "/v1/metadata/values?path=tags",
-    ]
-    for url in urls:
+    urls = {
+        "getPersona": f"{PERSONAS}/{persona_id}",
+        "getPersonaRevision": f"{PERSONAS}/{persona_id}/revisions/1",
+        "listPersonaRevisions": f"{PERSONAS}/{persona_id}/revisions",
+        "listPersonaLabels": f"{PERSONAS}/{persona_id}/labels",
+        "getPersonaLabelTarget": f"{PERSONAS}/{persona_id}/labels/beta",
+        "listPersonaLabelHistory": f"{PERSONAS}/{persona_id}/labels/beta/history",
+        "listPersonas": f"{PERSONAS}?metadata.tags=prod",
+        "listReleases": "/v1/releases?label=beta",
+        "getPersonaDiff": f"/v1/personas/{persona_id}/diff?from=1&to=3",
+        "metadataValues": "/v1/metadata/values?path=tags",
+    }
+    # exactly the operations the OpenAPI document says take If-None-Match and answer 304
+    documented = {
+        operation.operation_id: operation
+        for resource in RESOURCES
+        for operation in resource.methods.values()
+        if IF_NONE_MATCH in operation.parameters
+    }
+    assert set(urls) == set(documented)
+    for operation_id, url in urls.items():
         answer = await client.get(url)
         assert answer.status_code == 200, (url, answer.text)
+        [etag] = [h for h in documented[operation_id].reply.headers if h.name == "ETag"]
+        TypeAdapter(etag.shape).validate_python(answer.headers["etag"])  # its documented form
         again = await client.get(url, headers={"If-None-Match": answer.headers["etag"]})
         assert again.status_code == 304, url
+        assert again.content == b""
+        assert again.headers["etag"] == answer.headers["etag"]
     listing = await client.get(f"{PERSONAS}?metadata.tags=prod")
     await client.put(f"{PERSONAS}/{persona_id}", json={"name": "Renamed"})
     changed = await client.get(

@@ -31,6 +31,9 @@ ENTITY_TAG_PATTERN: Final = f'"({domain.VERSION_PATTERN})"'
 """A persona's strong entity tag: its version in quotes."""
 _ENTITY_TAG = re.compile(ENTITY_TAG_PATTERN)
 IF_MATCH_PATTERN: Final = rf"\*|{ENTITY_TAG_PATTERN}"
+DIGEST_BYTES: Final = 12
+DIGEST_TAG_PATTERN: Final = f'"[0-9a-f]{{{2 * DIGEST_BYTES}}}"'
+"""The ETag of an answer that has no version of its own: a digest of its body."""
 """What If-Match takes: * or one strong entity tag (surrounding whitespace aside)."""
 
 
@@ -91,7 +94,7 @@ def read_response(request: Request, content: Any, tag: str | None = None) -> Res
     """A GET answer with an ETag (`tag`, or a digest of the body), or 304 with no body when
     If-None-Match already holds it: polling costs a header."""
     body = orjson.dumps(content)
-    tag = tag or f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+    tag = tag or f'"{hashlib.blake2b(body, digest_size=DIGEST_BYTES).hexdigest()}"'
     headers = {"ETag": tag}
     if none_match(request.headers.getlist("if-none-match"), tag):
         return Response(status_code=304, headers=headers)

@@ -13,7 +13,7 @@ from pydantic.config import JsonDict
 from personas import domain
 from personas.domain import Operator
 from personas.rest import querystring
-from personas.rest.handlers import ENTITY_TAG_PATTERN, IF_MATCH_PATTERN
+from personas.rest.handlers import DIGEST_TAG_PATTERN, ENTITY_TAG_PATTERN, IF_MATCH_PATTERN
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +209,23 @@ VALUES_LIMIT: Final = Parameter(
     ],
 )
 
+IF_NONE_MATCH: Final = Parameter(
+    "IfNoneMatch",
+    "If-None-Match",
+    "header",
+    str,
+    "The ETag of an earlier answer (or `*`): while it is still the current one the answer is "
+    "304 Not Modified, with the ETag and no body. Compared weakly (RFC 9110); a list of tags "
+    "is read as a list.",
+)
+DIGEST_ETAG: Final = Header(
+    "DigestETag",
+    "ETag",
+    Annotated[str, Field(pattern=f"^{DIGEST_TAG_PATTERN}$")],
+    "A digest of the body as a strong entity tag: send it back in If-None-Match to be "
+    "answered 304 while the answer is unchanged.",
+    required=True,
+)
 ETAG: Final = Header(
     "ETag",
     "ETag",

@@ -20,9 +20,11 @@ from personas.rest.parameters import (
     CURSOR,
     DIFF_FROM,
     DIFF_TO,
+    DIGEST_ETAG,
     ETAG,
     IDEMPOTENCY_KEY,
     IF_MATCH,
+    IF_NONE_MATCH,
     LABEL,
     LABEL_IF_MATCH,
     LIMIT,
@@ -95,6 +97,8 @@ async def openapi_document(request: Request) -> Response:
 _PERSONA = (wire.Persona, (ETAG,))
 _ID = (PERSONA_ID,)
 _PAGE = (LIMIT, CURSOR)
+_DIGEST = (DIGEST_ETAG,)
+"""A read's answer without a version of its own is tagged with a digest of its body."""
 
 RESOURCES: Final = (
     Resource(
@@ -105,8 +109,8 @@ RESOURCES: Final = (
                 handlers.list_personas,
                 "listPersonas",
                 "List personas matching metadata filters, newest first",
-                Reply(200, "One page.", wire.PersonaList),
-                parameters=(METADATA_FILTERS, SEARCH, SORT, *_PAGE),
+                Reply(200, "One page.", wire.PersonaList, _DIGEST),
+                parameters=(METADATA_FILTERS, SEARCH, SORT, *_PAGE, IF_NONE_MATCH),
                 errors=(400,),
             ),
             "POST": Operation(
@@ -129,6 +133,7 @@ RESOURCES: Final = (
                 "getPersona",
                 "Get a persona",
                 Reply(200, "The persona.", *_PERSONA),
+                parameters=(IF_NONE_MATCH,),
                 errors=(400, 404),
             ),
             "PUT": Operation(
@@ -169,8 +174,8 @@ RESOURCES: Final = (
                 "listPersonaRevisions",
                 "A persona's revisions, newest first, also after its deletion (none for an "
                 "unknown id)",
-                Reply(200, "One page.", wire.RevisionList),
-                parameters=_PAGE,
+                Reply(200, "One page.", wire.RevisionList, _DIGEST),
+                parameters=(*_PAGE, IF_NONE_MATCH),
                 errors=(400,),
             )
         },
@@ -184,7 +189,8 @@ RESOURCES: Final = (
                 handlers.get_revision,
                 "getPersonaRevision",
                 "One version of a persona, also after its deletion",
-                Reply(200, "The revision.", wire.Revision),
+                Reply(200, "The revision; ETag is its version.", wire.Revision, (ETAG,)),
+                parameters=(IF_NONE_MATCH,),
                 errors=(400, 404),
             )
         },
@@ -198,7 +204,8 @@ RESOURCES: Final = (
                 releases.list_labels,
                 "listPersonaLabels",
                 "The release labels set on a persona, by name",
-                Reply(200, "The labels.", wire.LabelList),
+                Reply(200, "The labels.", wire.LabelList, _DIGEST),
+                parameters=(IF_NONE_MATCH,),
                 errors=(400, 404),
             )
         },
@@ -213,6 +220,7 @@ RESOURCES: Final = (
                 "getPersonaLabelTarget",
                 "The version a label points at (`latest`: the current one)",
                 Reply(200, "The revision; ETag is its version.", wire.Revision, (ETAG,)),
+                parameters=(IF_NONE_MATCH,),
                 errors=(400, 404),
             ),
             "PUT": Operation(
@@ -243,8 +251,8 @@ RESOURCES: Final = (
                 releases.label_history,
                 "listPersonaLabelHistory",
                 "A label's moves on a persona, newest first",
-                Reply(200, "One page.", wire.LabelEventList),
-                parameters=_PAGE,
+                Reply(200, "One page.", wire.LabelEventList, _DIGEST),
+                parameters=(*_PAGE, IF_NONE_MATCH),
                 errors=(400,),
             )
         },
@@ -258,8 +266,8 @@ RESOURCES: Final = (
                 releases.persona_diff,
                 "getPersonaDiff",
                 "What changed between two versions of a persona",
-                Reply(200, "The changes.", wire.PersonaDiff),
-                parameters=(DIFF_FROM, DIFF_TO),
+                Reply(200, "The changes.", wire.PersonaDiff, _DIGEST),
+                parameters=(DIFF_FROM, DIFF_TO, IF_NONE_MATCH),
                 errors=(400, 404),
             )
         },
@@ -274,8 +282,8 @@ RESOURCES: Final = (
                 "listReleases",
                 "The personas carrying a label: their labelled versions, filtered by those "
                 "versions' metadata",
-                Reply(200, "One page.", wire.RevisionList),
-                parameters=(RELEASE_LABEL, METADATA_FILTERS, SEARCH, SORT, *_PAGE),
+                Reply(200, "One page.", wire.RevisionList, _DIGEST),
+                parameters=(RELEASE_LABEL, METADATA_FILTERS, SEARCH, SORT, *_PAGE, IF_NONE_MATCH),
                 errors=(400,),
             )
         },
@@ -288,8 +296,13 @@ RESOURCES: Final = (
                 handlers.metadata_values,
                 "metadataValues",
                 "How many personas have each value at a metadata path",
-                Reply(200, "Values, most frequent first (arrays unwound).", wire.ValueCountList),
-                parameters=(METADATA_PATH, METADATA_FILTERS, VALUES_LIMIT),
+                Reply(
+                    200,
+                    "Values, most frequent first (arrays unwound).",
+                    wire.ValueCountList,
+                    _DIGEST,
+                ),
+                parameters=(METADATA_PATH, METADATA_FILTERS, VALUES_LIMIT, IF_NONE_MATCH),
                 errors=(400,),
             )
         },
