@@ -1,4 +1,5 @@
 import logging
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,25 @@ async def test_readyz_pings_the_database(client: httpx.AsyncClient) -> None:
     assert response.json()["database"] == "ok"
 
 
+def graphql_post(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The ASGI scope of a POST to /graphql from a loopback caller."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+
+
 async def test_a_caller_leaving_before_its_body_is_not_an_error(
     app: Starlette, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -29,21 +49,7 @@ async def test_a_caller_leaving_before_its_body_is_not_an_error(
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", b"40")],
-        "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80),
-        "state": {},
-    }
+    scope = graphql_post([(b"content-type", b"application/json"), (b"content-length", b"40")])
     with caplog.at_level(logging.INFO):
         await app(scope, receive, send)
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
@@ -65,21 +71,7 @@ async def call_in_chunks(app: Starlette, body: bytes, pieces: int) -> tuple[int,
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80),
-        "state": {},
-    }
+    scope = graphql_post([(b"content-type", b"application/json")])
     await app(scope, receive, send)
     [start] = [message for message in sent if message["type"] == "http.response.start"]
     body_sent = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")

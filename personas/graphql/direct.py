@@ -47,7 +47,6 @@ from graphql import (
     default_field_resolver,
     default_type_resolver,
     get_argument_values,
-    get_variable_values,
     is_required_argument,
 )
 from graphql.execution.collect_fields import FieldDetailsList
@@ -65,7 +64,7 @@ from personas.graphql.plans import (
     PlannedExecutor,
     Plans,
     RootPlan,
-    coerce_plain,
+    coerce_variables,
 )
 
 IMMUTABLE: Final = (str, int, float, bool, Enum, type(None))
@@ -189,15 +188,7 @@ class DirectRoot:
         plans: Plans,
     ) -> AwaitableOrValue[ExecutionResult]:
         """What graphql-core's `execute` answers for the operation (module docstring)."""
-        plan = self.plan
-        inputs = variable_values or {}
-        coerced: VariableValues | list[GraphQLError] | None = (
-            None if plan.variables is None else coerce_plain(plan.variables, inputs)
-        )
-        if coerced is None:
-            coerced = get_variable_values(
-                schema, plan.operation.variable_definitions or (), inputs, max_errors=50
-            )
+        coerced = coerce_variables(schema, self.plan, variable_values)
         if isinstance(coerced, list):
             return ExecutionResult(None, errors=coerced)
         run = _Run(
@@ -295,18 +286,12 @@ class _Run:
         """The executor graphql-core's `execute` would have made for this run."""
         executor = self.executor
         if executor is None:
-            plan = self.root.plan
-            executor = self.executor = PlannedExecutor(
+            executor = self.executor = PlannedExecutor.for_plan(
                 self.schema,
-                plan.fragment_definitions,
-                plan.fragments,
-                self.root_value,
-                self.context_value,
-                plan.operation,
-                self.coerced,
-                default_field_resolver,
-                default_type_resolver,
-                default_field_resolver,
+                self.root.plan,
+                root_value=self.root_value,
+                context_value=self.context_value,
+                coerced=self.coerced,
                 is_awaitable=self.is_awaitable,
                 operation_extensions=self.operation_extensions,
                 plans=self.plans,

@@ -189,6 +189,20 @@ def coerce_plain(
     return VariableValues(sources, coerced)
 
 
+def coerce_variables(
+    schema: GraphQLSchema, plan: RootPlan, variable_values: dict[str, Any] | None
+) -> VariableValues | list[GraphQLError]:
+    """The planned operation's variables as graphql-core coerces them (plain ones as the plan
+    takes them), or the errors that refuse them."""
+    inputs = variable_values or {}
+    coerced = None if plan.variables is None else coerce_plain(plan.variables, inputs)
+    if coerced is not None:
+        return coerced
+    return get_variable_values(
+        schema, plan.operation.variable_definitions or (), inputs, max_errors=50
+    )
+
+
 def root_plan(
     schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
 ) -> RootPlan | None:
@@ -252,24 +266,42 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
     ) -> AwaitableOrValue[ExecutionResult]:
         """What graphql-core's `execute` answers for the planned operation: the variables
         coerced (or the errors that refuse them), then the root fields executed."""
-        operation = plan.operation
-        inputs = variable_values or {}
-        coerced: VariableValues | list[GraphQLError] | None = (
-            None if plan.variables is None else coerce_plain(plan.variables, inputs)
-        )
-        if coerced is None:
-            coerced = get_variable_values(
-                schema, operation.variable_definitions or (), inputs, max_errors=50
-            )
+        coerced = coerce_variables(schema, plan, variable_values)
         if isinstance(coerced, list):
             return ExecutionResult(None, errors=coerced)
-        executor = cls(
+        executor = cls.for_plan(
+            schema,
+            plan,
+            root_value=root_value,
+            context_value=context_value,
+            coerced=coerced,
+            is_awaitable=is_awaitable,
+            operation_extensions=operation_extensions,
+            plans=plans,
+        )
+        return executor.execute_planned(plan)
+
+    @classmethod
+    def for_plan(
+        cls,
+        schema: GraphQLSchema,
+        plan: RootPlan,
+        *,
+        root_value: Any,
+        context_value: Any,
+        coerced: VariableValues,
+        is_awaitable: Callable[[Any], Any],
+        operation_extensions: dict[str, Any] | None,
+        plans: Plans,
+    ) -> PlannedExecutor:
+        """The executor graphql-core's `execute` makes for the planned operation."""
+        return cls(
             schema,
             plan.fragment_definitions,
             plan.fragments,
             root_value,
             context_value,
-            operation,
+            plan.operation,
             coerced,
             default_field_resolver,
             default_type_resolver,
@@ -278,7 +310,6 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             operation_extensions=operation_extensions,
             plans=plans,
         )
-        return executor.execute_planned(plan)
 
     def execute_planned(self, plan: RootPlan) -> AwaitableOrValue[ExecutionResult]:
         """`execute_operation` for a query whose root fields were collected beforehand."""
