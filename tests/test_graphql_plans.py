@@ -502,8 +502,8 @@ async def test_a_direct_root_is_made_for_one_root_field_of_the_query_type() -> N
 
     async def direct(query: str, variables: dict[str, Any] | None = None) -> DirectRoot | None:
         await planned.execute(query, variables)
-        [found] = planned.documents.prepare(query).directs.values()
-        return found
+        [chosen] = planned.documents.prepare(query).choices.values()
+        return chosen.direct
 
     literal = await direct('{ echo(text: "a") }')
     assert literal is not None
@@ -543,4 +543,5 @@ async def test_a_direct_root_is_made_for_one_root_field_of_the_query_type() -> N
     ):
         assert await direct(not_direct) is None, not_direct
     await planned.execute("mutation { bump }")
-    assert list(planned.documents.prepare("mutation { bump }").directs.values()) == [None]
+    [mutation] = planned.documents.prepare("mutation { bump }").choices.values()
+    assert mutation.direct is None

@@ -44,8 +44,6 @@ from graphql import (
     GraphQLSchema,
     Undefined,
     VariableNode,
-    default_field_resolver,
-    default_type_resolver,
     get_argument_values,
     is_required_argument,
 )
@@ -220,18 +218,15 @@ def direct_root(
         return None
     if any(detail.fragment_variable_values is not None for detail in details):
         return None
-    planner = PlannedExecutor(
+    planner = PlannedExecutor.for_plan(
         schema,
-        plan.fragment_definitions,
-        plan.fragments,
-        None,
-        None,
-        plan.operation,
-        VariableValues({}, {}),
-        default_field_resolver,
-        default_type_resolver,
-        default_field_resolver,
+        plan,
+        root_value=None,
+        context_value=None,
+        coerced=VariableValues({}, {}),
         is_awaitable=is_awaitable,
+        operation_extensions=None,
+        plans={},
     )
     return DirectRoot(
         plan,

@@ -52,7 +52,6 @@ class Chosen:
     """An operation of a valid document as a request's `operationName` chose it: its type,
     what refuses it, and (when nothing does) how it runs."""
 
-    operation: OperationDefinitionNode
     operation_type: OperationType
     refusals: tuple[GraphQLError, ...]
     plan: RootPlan | None
@@ -71,14 +70,13 @@ class Prepared:
     """Completion plans for the document's objects (plans.py), made as execution meets them."""
     roots: dict[int, RootPlan | None] = field(default_factory=dict, compare=False)
     """Root plans by the identity of the operation (one of `operations`), made as it runs."""
-    directs: dict[int, DirectRoot | None] = field(default_factory=dict, compare=False)
-    """Direct roots (direct.py) by the identity of the operation, made with its root plan."""
     choices: dict[str | None, Chosen] = field(default_factory=dict, compare=False)
     """What each `operationName` chose (only names of the document's operations, and None)."""
 
     def chosen(self, schema: GraphQLSchema, name: str | None) -> Chosen | None:
         """The operation `name` chooses in this valid document, or None when there is none
-        (`operation`); its root plan and direct root made when nothing refuses it."""
+        (`operation`); its root plan and direct root (direct.py) made when nothing refuses
+        it."""
         found = self.choices.get(name)
         if found is not None:
             return found
@@ -87,9 +85,9 @@ class Prepared:
             return None
         refusals = tuple(self.refusals(name))
         plan = None if refusals else self.root_plan(schema, operation)
-        direct = None if plan is None else self.direct_root(operation)
+        direct = None if plan is None else direct_root(schema, plan, IS_AWAITABLE)
         found = self.choices[name] = Chosen(
-            operation, OperationType(operation.operation.value), refusals, plan, direct
+            OperationType(operation.operation.value), refusals, plan, direct
         )
         return found
 
@@ -112,12 +110,7 @@ class Prepared:
             return roots[key]
         assert self.document is not None
         plan = roots[key] = root_plan(schema, self.document, operation)
-        self.directs[key] = None if plan is None else direct_root(schema, plan, IS_AWAITABLE)
         return plan
-
-    def direct_root(self, operation: OperationDefinitionNode) -> DirectRoot | None:
-        """The direct root of `operation`, made with its root plan (`root_plan` first)."""
-        return self.directs.get(id(operation))
 
     def refusals(self, name: str | None) -> list[GraphQLError]:
         """Why the document may not run with `operationName` `name` (empty: it may)."""
