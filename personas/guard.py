@@ -47,9 +47,9 @@ class Deadlines:
         return self._timer is not None
 
     def enter(self, task: asyncio.Task[Any], deadline: float) -> None:
-        """`task` runs a request until `deadline` (event loop time)."""
+        """`task` runs a request until `deadline` (its event loop's time)."""
         self._running[task] = deadline
-        loop = asyncio.get_running_loop()
+        loop = task.get_loop()
         if self._timer is None or self._loop is not loop:  # none yet, or another loop's
             self._loop = loop
             self._timer = loop.call_later(CHECK_SECONDS, self._check)
@@ -149,7 +149,7 @@ class RequestGuard:
         assert task is not None
         cancelling = task.cancelling()
         deadlines = self.deadlines
-        deadlines.enter(task, asyncio.get_running_loop().time() + self.limit + MARGIN_SECONDS)
+        deadlines.enter(task, task.get_loop().time() + self.limit + MARGIN_SECONDS)
         expired = False
         try:
             try:

@@ -110,7 +110,7 @@ class AccessLog:
                 "status": 500 if status is None else status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             }
-            log_fields(access_log, logging.INFO, "request", fields)
+            log_fields(access_log, logging.INFO, "request", fields, flush="soon")
 
 
 class Application(Starlette):

@@ -107,6 +107,14 @@ def test_the_log_configuration_given_to_uvicorn_writes_json_lines() -> None:
         "logging.config.dictConfig(uvicorn_log_config(sys.argv[1]))\n"
         "logging.getLogger('uvicorn.error').info('worker started')\n"
         "logging.getLogger('personas.access').debug('not at info level')\n"
+        "import asyncio\n"
+        "from personas.logs import log_fields\n"
+        "async def requests():\n"
+        "    access = logging.getLogger('personas.access')\n"
+        "    log_fields(access, logging.INFO, 'request', {'status': 200}, flush='soon')\n"
+        "    logging.getLogger('personas.guard').warning('request cut off')\n"
+        "    log_fields(access, logging.INFO, 'request', {'status': 503}, flush='soon')\n"
+        "asyncio.run(requests())\n"  # the process ends before the last line's flush is due
     )
     result = subprocess.run(
         [sys.executable, "-c", script, "info"],
@@ -117,8 +125,12 @@ def test_the_log_configuration_given_to_uvicorn_writes_json_lines() -> None:
     )
     lines = [json.loads(line) for line in result.stderr.splitlines()]
     assert [(line["logger"], line["msg"]) for line in lines] == [
-        ("uvicorn.error", "worker started")
+        ("uvicorn.error", "worker started"),
+        ("personas.access", "request"),
+        ("personas.guard", "request cut off"),
+        ("personas.access", "request"),
     ]
+    assert [line.get("status") for line in lines] == [None, 200, None, 503]
 
 
 # -- API keys and secure-by-default start ----------------------------------------------
