@@ -37,7 +37,7 @@ from personas.domain import (
     validate_metadata,
 )
 from personas.domain.events import event_type
-from personas.store import documents
+from personas.store import documents, transport
 from personas.store import query as q
 from personas.store.backups import BackupStore
 from personas.store.connection import client_options
@@ -92,6 +92,7 @@ class PersonaStore:
         approval: ApprovalPolicy | None = None,
         event_retention_days: int = 7,
     ) -> Self:
+        transport.install()
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             uri, **client_options(timeout_ms)
         )
