@@ -8,7 +8,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 import pymongo
@@ -143,23 +143,32 @@ async def test_operations_answer_as_with_the_driver(
         await collection.insert_one({"_id": 7})
 
 
-async def test_a_reply_that_never_comes_ends_at_the_time_limit(
-    database: EmbeddedDatabase, client: AsyncMongoClient[dict[str, Any]]
-) -> None:
-    collection = client.transport[f"limits_{ObjectId()}"]
+Find = Callable[[float], Coroutine[Any, Any, dict[str, Any] | None]]
+
+
+async def frozen(database: EmbeddedDatabase, client: AsyncMongoClient[dict[str, Any]]) -> Find:
+    """A collection holding one document, then the database frozen: `find(limit)` reads the
+    document under a time limit of `limit` seconds (no reply comes until `thaw`)."""
+    collection = client.transport[f"frozen_{ObjectId()}"]
     await collection.insert_one({"_id": 1})
     freeze(database)
 
-    async def find() -> None:
-        with time_limit(0.4):
-            await collection.find_one({"_id": 1})
+    async def find(limit: float) -> dict[str, Any] | None:
+        with time_limit(limit):
+            return await collection.find_one({"_id": 1})
 
-    took, error = await timed(find)
+    return find
+
+
+async def test_a_reply_that_never_comes_ends_at_the_time_limit(
+    database: EmbeddedDatabase, client: AsyncMongoClient[dict[str, Any]]
+) -> None:
+    find = await frozen(database, client)
+    took, error = await timed(lambda: find(0.4))
     assert isinstance(error, NetworkTimeout), repr(error)
     assert 0.3 < took < 0.4 + SLACK
     thaw(database)
-    with time_limit(5):  # the connection that timed out was closed, not reused
-        assert await collection.find_one({"_id": 1}) == {"_id": 1}
+    assert await find(5) == {"_id": 1}  # the connection that timed out was closed, not reused
 
 
 async def test_an_interrupted_connection_ends_its_wait_at_the_next_check(
@@ -167,15 +176,8 @@ async def test_an_interrupted_connection_ends_its_wait_at_the_next_check(
 ) -> None:
     """The pool interrupts the connections in use (as it does when its monitor finds the
     server gone): the wait ends within a check, not at the 5 s limit."""
-    collection = client.transport[f"interrupted_{ObjectId()}"]
-    await collection.insert_one({"_id": 1})
-    freeze(database)
-
-    async def find() -> None:
-        with time_limit(5):
-            await collection.find_one({"_id": 1})
-
-    waiting = asyncio.create_task(timed(find))
+    find = await frozen(database, client)
+    waiting = asyncio.create_task(timed(lambda: find(5)))
     await asyncio.sleep(0.2)
     topology = client._topology
     for server in topology._servers.values():
@@ -188,15 +190,8 @@ async def test_an_interrupted_connection_ends_its_wait_at_the_next_check(
 async def test_a_cancelled_operation_raises_cancelled_and_leaves_the_pool_usable(
     database: EmbeddedDatabase, client: AsyncMongoClient[dict[str, Any]]
 ) -> None:
-    collection = client.transport[f"cancelled_{ObjectId()}"]
-    await collection.insert_one({"_id": 1})
-    freeze(database)
-
-    async def find() -> None:
-        with time_limit(5):
-            await collection.find_one({"_id": 1})
-
-    waiting = asyncio.create_task(find())
+    find = await frozen(database, client)
+    waiting = asyncio.create_task(find(5))
     await asyncio.sleep(0.2)
     started = time.monotonic()
     waiting.cancel()
@@ -204,24 +199,16 @@ async def test_a_cancelled_operation_raises_cancelled_and_leaves_the_pool_usable
         await waiting
     assert time.monotonic() - started < SLACK
     thaw(database)
-    with time_limit(5):
-        assert await collection.find_one({"_id": 1}) == {"_id": 1}
+    assert await find(5) == {"_id": 1}
 
 
-async def test_a_time_limit_inside_a_cancelled_scope_reports_the_cancellation(
+async def test_a_cancellation_before_the_limit_is_a_cancellation(
     database: EmbeddedDatabase, client: AsyncMongoClient[dict[str, Any]]
 ) -> None:
-    """A cancellation from outside (a request's deadline) arriving while the wait is also
-    past its own limit is still a cancellation: neither is taken for the other."""
-    collection = client.transport[f"both_{ObjectId()}"]
-    await collection.insert_one({"_id": 1})
-    freeze(database)
-
-    async def find() -> None:
-        with time_limit(0.3):
-            await collection.find_one({"_id": 1})
-
-    waiting = asyncio.create_task(find())
+    """A cancellation from outside (a request's deadline) ends a wait that has a limit of its
+    own as a cancellation, not as the limit's timeout."""
+    find = await frozen(database, client)
+    waiting = asyncio.create_task(find(0.3))
     await asyncio.sleep(0.1)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -259,13 +246,6 @@ async def test_a_cancellation_arriving_with_the_limit_stays_a_cancellation(
             watch._task.cancel()  # the other cancellation, in the same turn
 
     monkeypatch.setattr(transport._Watch, "_check", check_and_cancel_too)
-    collection = client.transport[f"same_turn_{ObjectId()}"]
-    await collection.insert_one({"_id": 1})
-    freeze(database)
-
-    async def find() -> None:
-        with time_limit(0.3):
-            await collection.find_one({"_id": 1})
-
+    find = await frozen(database, client)
     with pytest.raises(asyncio.CancelledError):
-        await asyncio.create_task(find())
+        await asyncio.create_task(find(0.3))
